@@ -1,0 +1,212 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults applied by Load.
+const (
+	DefaultAssistedServiceScheme  = "http"
+	DefaultAssistedServiceTimeout = 30 * time.Second
+	DefaultDataDir                = "/data"
+	DefaultDataTempDir            = "/data_temp"
+	DefaultListenPort             = "8080"
+	DefaultMaxConcurrentRequests  = 400
+	DefaultRequestWait            = 10 * time.Second
+	DefaultLogLevel               = "info"
+	DefaultMinRootfsBytes         = 100 << 20
+	DefaultMinKernelBytes         = 5 << 20
+)
+
+// Config is the validated configuration. Load fills every field; the zero
+// value is not useful.
+type Config struct {
+	AssistedServiceScheme       string            // ASSISTED_SERVICE_SCHEME: "http" (default) or "https"
+	AssistedServiceHost         string            // ASSISTED_SERVICE_HOST: host or host:port; "" means standalone (UsesLocalIgnition)
+	AssistedServiceCAFile       string            // ASSISTED_SERVICE_API_TRUSTED_CA_FILE, falling back to HTTPS_CA_FILE
+	AssistedServiceTimeout      time.Duration     // ASSISTED_SERVICE_TIMEOUT, default 30s, > 0
+	IgnitionDir                 string            // IGNITION_DIR: local ignition source (<image_id>.ign files)
+	DataDir                     string            // DATA_DIR, default "/data"
+	DataTempDir                 string            // DATA_TEMP_DIR, default "/data_temp"
+	ListenPort                  string            // LISTEN_PORT, default "8080"
+	HTTPListenPort              string            // HTTP_LISTEN_PORT
+	HTTPSKeyFile, HTTPSCertFile string            // HTTPS_KEY_FILE, HTTPS_CERT_FILE: both or neither
+	MaxConcurrentRequests       int               // MAX_CONCURRENT_REQUESTS, default 400, >= 1
+	RequestWait                 time.Duration     // MAX_CONCURRENT_REQUESTS_WAIT, default 10s: how long a request waits for a slot before 503
+	OSImages                    []OSImage         // OS_IMAGES, else RHCOS_VERSIONS, else the built-in sample list (Sample=true)
+	Sample                      bool              // true when neither OS_IMAGES nor RHCOS_VERSIONS is set
+	AllowedDomains              []string          // ALLOWED_DOMAINS: spaces removed, split on ",", empty parts dropped
+	InsecureSkipVerify          bool              // INSECURE_SKIP_VERIFY, default false
+	OSImageCAFile               string            // OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE
+	OSImagesRequestHeaders      map[string]string // OS_IMAGES_REQUEST_HEADERS (JSON object of strings); values may be secrets
+	OSImagesRequestQueryParams  map[string]string // OS_IMAGES_REQUEST_QUERY_PARAMS (JSON object of strings); values may be secrets
+	ImageServiceBaseURL         string            // IMAGE_SERVICE_BASE_URL
+	LogLevel                    string            // LOG_LEVEL, else LOGLEVEL, default "info"; lower case, "warning" becomes "warn"
+	MinRootfsBytes              int64             // OS_IMAGE_MIN_ROOTFS_BYTES, default 100 MiB, >= 0
+	MinKernelBytes              int64             // OS_IMAGE_MIN_KERNEL_BYTES, default 5 MiB, >= 0
+}
+
+// UsesLocalIgnition reports whether ignition comes from IgnitionDir instead of assisted-service.
+func (c *Config) UsesLocalIgnition() bool { return c.AssistedServiceHost == "" }
+
+// Load reads the configuration through lookup (os.LookupEnv in production; nil
+// means os.LookupEnv) and validates it. Every error names the offending
+// variable, e.g. `config: MAX_CONCURRENT_REQUESTS: invalid integer "x"`, and
+// is an *Error except for ErrNoAssistedService.
+func Load(lookup func(string) (string, bool)) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	e := env{lookup}
+	c := &Config{}
+	var err error
+
+	var from string
+	c.AssistedServiceScheme, from = e.str("ASSISTED_SERVICE_SCHEME", DefaultAssistedServiceScheme)
+	c.AssistedServiceScheme = strings.ToLower(c.AssistedServiceScheme)
+	if c.AssistedServiceScheme != "http" && c.AssistedServiceScheme != "https" {
+		return nil, &Error{from, fmt.Errorf("must be http or https, got %q", c.AssistedServiceScheme)}
+	}
+	c.AssistedServiceHost, _ = e.str("ASSISTED_SERVICE_HOST", "")
+	c.AssistedServiceCAFile, _ = e.first("ASSISTED_SERVICE_API_TRUSTED_CA_FILE", "HTTPS_CA_FILE")
+	if c.AssistedServiceTimeout, err = e.duration("ASSISTED_SERVICE_TIMEOUT", DefaultAssistedServiceTimeout, true); err != nil {
+		return nil, err
+	}
+
+	c.IgnitionDir, _ = e.str("IGNITION_DIR", "")
+	c.DataDir, _ = e.str("DATA_DIR", DefaultDataDir)
+	c.DataTempDir, _ = e.str("DATA_TEMP_DIR", DefaultDataTempDir)
+
+	c.ListenPort, _ = e.str("LISTEN_PORT", DefaultListenPort)
+	c.HTTPListenPort, _ = e.str("HTTP_LISTEN_PORT", "")
+	c.HTTPSKeyFile, _ = e.str("HTTPS_KEY_FILE", "")
+	c.HTTPSCertFile, _ = e.str("HTTPS_CERT_FILE", "")
+	if (c.HTTPSKeyFile == "") != (c.HTTPSCertFile == "") {
+		return nil, &Error{"HTTPS_KEY_FILE and HTTPS_CERT_FILE", errors.New("set both or neither")}
+	}
+
+	n, err := e.int64("MAX_CONCURRENT_REQUESTS", DefaultMaxConcurrentRequests, 1)
+	if err != nil {
+		return nil, err
+	}
+	if int64(int(n)) != n {
+		_, from, _ := e.get("MAX_CONCURRENT_REQUESTS")
+		return nil, &Error{from, fmt.Errorf("too large: %d", n)}
+	}
+	c.MaxConcurrentRequests = int(n)
+	if c.RequestWait, err = e.duration("MAX_CONCURRENT_REQUESTS_WAIT", DefaultRequestWait, false); err != nil {
+		return nil, err
+	}
+
+	if err := c.loadOSImages(e); err != nil {
+		return nil, err
+	}
+	if c.UsesLocalIgnition() && c.IgnitionDir == "" {
+		if !c.Sample {
+			return nil, ErrNoAssistedService
+		}
+		c.IgnitionDir = filepath.Join(c.DataDir, "ignition")
+	}
+
+	domains, _ := e.str("ALLOWED_DOMAINS", "")
+	c.AllowedDomains = splitDomains(domains)
+	if c.InsecureSkipVerify, err = e.bool("INSECURE_SKIP_VERIFY", false); err != nil {
+		return nil, err
+	}
+	c.OSImageCAFile, _ = e.str("OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE", "")
+	if c.OSImagesRequestHeaders, err = stringMap(e, "OS_IMAGES_REQUEST_HEADERS"); err != nil {
+		return nil, err
+	}
+	if c.OSImagesRequestQueryParams, err = stringMap(e, "OS_IMAGES_REQUEST_QUERY_PARAMS"); err != nil {
+		return nil, err
+	}
+
+	c.ImageServiceBaseURL, from = e.str("IMAGE_SERVICE_BASE_URL", "")
+	if c.ImageServiceBaseURL != "" {
+		if _, err := url.Parse(c.ImageServiceBaseURL); err != nil {
+			// url.Error repeats the URL; it is configuration, not a secret,
+			// but keep the message short and free of userinfo anyway.
+			return nil, &Error{from, fmt.Errorf("invalid URL: %w", errors.Unwrap(err))}
+		}
+	}
+
+	level, from := e.first("LOG_LEVEL", "LOGLEVEL")
+	if level == "" {
+		level = DefaultLogLevel
+	}
+	if c.LogLevel, err = normaliseLevel(level); err != nil {
+		return nil, &Error{from, err}
+	}
+
+	if c.MinRootfsBytes, err = e.int64("OS_IMAGE_MIN_ROOTFS_BYTES", DefaultMinRootfsBytes, 0); err != nil {
+		return nil, err
+	}
+	if c.MinKernelBytes, err = e.int64("OS_IMAGE_MIN_KERNEL_BYTES", DefaultMinKernelBytes, 0); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadOSImages fills OSImages and Sample: OS_IMAGES if non-empty, else
+// RHCOS_VERSIONS if non-empty, else the built-in sample list.
+func (c *Config) loadOSImages(e env) error {
+	s, from := e.first("OS_IMAGES", "RHCOS_VERSIONS")
+	if s == "" {
+		c.OSImages, c.Sample = sampleImages(), true
+		return nil
+	}
+	images, err := ParseOSImages(s)
+	if err != nil {
+		return &Error{from, err}
+	}
+	c.OSImages = images
+	return nil
+}
+
+// splitDomains removes every space, splits on commas and drops empty parts.
+func splitDomains(s string) []string {
+	var out []string
+	for _, d := range strings.Split(strings.ReplaceAll(s, " ", ""), ",") {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// stringMap parses name as a JSON object of strings; unset or empty gives nil.
+// The error never quotes the value, which may hold credentials.
+func stringMap(e env, name string) (map[string]string, error) {
+	s, from := e.str(name, "")
+	if s == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, &Error{from, fmt.Errorf("invalid JSON at offset %d", se.Offset)}
+		}
+		return nil, &Error{from, errors.New("want a JSON object with string values")}
+	}
+	return m, nil
+}
+
+// normaliseLevel accepts the logrus level names isoedge supports.
+func normaliseLevel(s string) (string, error) {
+	l := strings.ToLower(s)
+	switch l {
+	case "debug", "info", "warn", "error", "fatal", "panic":
+		return l, nil
+	case "warning":
+		return "warn", nil
+	}
+	return "", fmt.Errorf("invalid log level %q (want debug, info, warn, error, fatal or panic)", s)
+}

@@ -1,0 +1,44 @@
+// Package config reads isoedge's configuration from the environment and
+// validates it once, at startup.
+//
+// The variable names, their precedence and most defaults are those of
+// openshift's assisted-image-service, so an existing deployment (OpenShift
+// template, assisted-service operator, podman/compose files) works unchanged.
+// As in the original, which uses envconfig v1.4.0 with the prefix
+// "cluster-image", every variable NAME is first looked up as
+// CLUSTER-IMAGE_NAME and, only when that one is unset, as NAME.
+//
+// Deliberate differences from the original, all of them fixes:
+//
+//   - String variables with a default (ASSISTED_SERVICE_SCHEME, DATA_DIR,
+//     DATA_TEMP_DIR, LISTEN_PORT, LOG_LEVEL) get the default when unset OR
+//     set to the empty string. The original keeps "" for a set-but-empty
+//     variable, which for LISTEN_PORT or DATA_DIR only produces a confusing
+//     failure later.
+//   - ASSISTED_SERVICE_SCHEME defaults to "http" and must be "http" or
+//     "https"; the original has no default and an empty scheme makes every
+//     call to assisted-service fail with a 500.
+//   - LOG_LEVEL (documented by the original's README) is read, with LOGLEVEL
+//     (what the original's code reads) as a fallback.
+//   - Every problem is reported by Load, naming the variable, instead of
+//     surfacing later from a background goroutine. This includes the OS image
+//     list (image type, sha256), IMAGE_SERVICE_BASE_URL and a half-configured
+//     HTTPS key/certificate pair.
+//   - Without ASSISTED_SERVICE_HOST isoedge can run standalone, taking
+//     ignition from IGNITION_DIR. When no image list is configured either,
+//     a single built-in sample image is served (see SampleURL) and
+//     IGNITION_DIR defaults to DATA_DIR/ignition, so the binary starts with
+//     no configuration at all. The original's built-in list of seven 4.8–4.11
+//     images on mirror.openshift.com is not reproduced.
+//
+// Integer, boolean and duration variables that are set but empty are an
+// error, as in the original (envconfig fails to parse ""). Integers are parsed
+// with strconv.ParseInt base 0, again as envconfig does, so "0x10" and "1_000"
+// are accepted.
+//
+// The package does not touch files or the network: it checks that values are
+// well formed, not that CA files exist or hosts resolve. Those checks belong to
+// the packages that use them. Config is plain data; use Config.Redacted to log
+// it, since request headers and query parameters for OS image downloads may
+// carry credentials.
+package config

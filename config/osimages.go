@@ -1,0 +1,130 @@
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// OSImage is one entry of OS_IMAGES / RHCOS_VERSIONS.
+type OSImage struct {
+	OpenshiftVersion string `json:"openshift_version"`
+	CPUArchitecture  string `json:"cpu_architecture"`
+	URL              string `json:"url"`
+	Version          string `json:"version"`
+	Type             string `json:"type,omitempty"`   // "full-iso" (default, filled in by Load) or "disconnected-iso"
+	SHA256           string `json:"sha256,omitempty"` // optional expected digest, 64 lowercase hex
+}
+
+// Image types accepted in the "type" key.
+const (
+	TypeFullISO         = "full-iso"
+	TypeDisconnectedISO = "disconnected-iso"
+)
+
+// SampleURL is the URL of the built-in sample image used when no image list is configured.
+const SampleURL = "builtin:sample"
+
+// sampleImages is the list used when neither OS_IMAGES nor RHCOS_VERSIONS is
+// set. It is a function so that no caller can modify a shared slice.
+func sampleImages() []OSImage {
+	return []OSImage{{
+		OpenshiftVersion: "4.99",
+		CPUArchitecture:  "x86_64",
+		URL:              SampleURL,
+		Version:          "99.0.sample-0",
+		Type:             TypeFullISO,
+	}}
+}
+
+// requiredKeys must be present in every entry, in the order they are checked.
+var requiredKeys = [...]string{"openshift_version", "cpu_architecture", "url", "version"}
+
+// ParseOSImages parses and validates an OS image list: a JSON array of objects
+// whose values are all strings. Each object must have the keys
+// openshift_version, cpu_architecture, url and version (empty values are
+// allowed). The optional "type" defaults to "full-iso" and must be "full-iso"
+// or "disconnected-iso"; the optional "sha256" must be 64 hex digits and is
+// returned in lower case. Other keys are ignored, but their values must still
+// be strings, as in the original. An empty list is an error.
+//
+// Errors do not name a variable; Load adds it.
+func ParseOSImages(s string) ([]OSImage, error) {
+	var raw []map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if len(raw) == 0 {
+		return nil, errors.New("invalid versions: must not be empty")
+	}
+	images := make([]OSImage, 0, len(raw))
+	for i, obj := range raw {
+		im, err := parseOSImage(obj)
+		if err != nil {
+			return nil, fmt.Errorf("invalid version entry %d: %w", i, err)
+		}
+		images = append(images, im)
+	}
+	return images, nil
+}
+
+func parseOSImage(obj map[string]json.RawMessage) (OSImage, error) {
+	// Check every value first, in key order so the error is deterministic.
+	vals := make(map[string]string, len(obj))
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, err := jsonString(obj[k])
+		if err != nil {
+			return OSImage{}, fmt.Errorf("value of %q key: %w", k, err)
+		}
+		vals[k] = v
+	}
+	for _, k := range requiredKeys {
+		if _, ok := vals[k]; !ok {
+			return OSImage{}, fmt.Errorf("missing %s key", k)
+		}
+	}
+	im := OSImage{
+		OpenshiftVersion: vals["openshift_version"],
+		CPUArchitecture:  vals["cpu_architecture"],
+		URL:              vals["url"],
+		Version:          vals["version"],
+		Type:             vals["type"],
+		SHA256:           strings.ToLower(vals["sha256"]),
+	}
+	switch im.Type {
+	case "":
+		im.Type = TypeFullISO
+	case TypeFullISO, TypeDisconnectedISO:
+	default:
+		return OSImage{}, fmt.Errorf("invalid image type: %s", im.Type)
+	}
+	if im.SHA256 != "" {
+		if b, err := hex.DecodeString(im.SHA256); err != nil || len(b) != 32 {
+			return OSImage{}, fmt.Errorf("invalid sha256 %q: want 64 hex digits", im.SHA256)
+		}
+	}
+	return im, nil
+}
+
+// jsonString decodes raw, which must be a JSON string. json.Unmarshal alone
+// would accept null (leaving the string empty), which the list does not allow.
+func jsonString(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", fmt.Errorf("not a string: %.40s", raw)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", err
+	}
+	return s, nil
+}

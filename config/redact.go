@@ -1,0 +1,61 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Redacted returns a summary of c for logging, keyed by variable name. It
+// leaves out anything that may be a credential: the values of
+// OSImagesRequestHeaders and OSImagesRequestQueryParams (only their keys are
+// listed), image URLs (which may carry tokens) and the password in
+// IMAGE_SERVICE_BASE_URL.
+func (c *Config) Redacted() map[string]string {
+	images := make([]string, len(c.OSImages))
+	for i, im := range c.OSImages {
+		images[i] = im.OpenshiftVersion + "/" + im.CPUArchitecture + "/" + im.Type
+	}
+	return map[string]string{
+		"ASSISTED_SERVICE_SCHEME":              c.AssistedServiceScheme,
+		"ASSISTED_SERVICE_HOST":                c.AssistedServiceHost,
+		"ASSISTED_SERVICE_API_TRUSTED_CA_FILE": c.AssistedServiceCAFile,
+		"ASSISTED_SERVICE_TIMEOUT":             c.AssistedServiceTimeout.String(),
+		"IGNITION_DIR":                         c.IgnitionDir,
+		"DATA_DIR":                             c.DataDir,
+		"DATA_TEMP_DIR":                        c.DataTempDir,
+		"LISTEN_PORT":                          c.ListenPort,
+		"HTTP_LISTEN_PORT":                     c.HTTPListenPort,
+		"HTTPS_KEY_FILE":                       c.HTTPSKeyFile,
+		"HTTPS_CERT_FILE":                      c.HTTPSCertFile,
+		"MAX_CONCURRENT_REQUESTS":              strconv.Itoa(c.MaxConcurrentRequests),
+		"MAX_CONCURRENT_REQUESTS_WAIT":         c.RequestWait.String(),
+		"OS_IMAGES":                            fmt.Sprintf("%d images: %s", len(c.OSImages), strings.Join(images, ",")),
+		"SAMPLE":                               strconv.FormatBool(c.Sample),
+		"ALLOWED_DOMAINS":                      strings.Join(c.AllowedDomains, ","),
+		"INSECURE_SKIP_VERIFY":                 strconv.FormatBool(c.InsecureSkipVerify),
+		"OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE":    c.OSImageCAFile,
+		"OS_IMAGES_REQUEST_HEADERS":            keysOnly(c.OSImagesRequestHeaders),
+		"OS_IMAGES_REQUEST_QUERY_PARAMS":       keysOnly(c.OSImagesRequestQueryParams),
+		"IMAGE_SERVICE_BASE_URL":               redactURL(c.ImageServiceBaseURL),
+		"LOG_LEVEL":                            c.LogLevel,
+		"OS_IMAGE_MIN_ROOTFS_BYTES":            strconv.FormatInt(c.MinRootfsBytes, 10),
+		"OS_IMAGE_MIN_KERNEL_BYTES":            strconv.FormatInt(c.MinKernelBytes, 10),
+	}
+}
+
+// keysOnly lists the sorted keys of m, comma-separated.
+func keysOnly(m map[string]string) string {
+	return strings.Join(slices.Sorted(maps.Keys(m)), ",")
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(invalid)"
+	}
+	return u.Redacted()
+}

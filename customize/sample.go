@@ -1,0 +1,297 @@
+package customize
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+)
+
+// SampleVolumeID is the volume id of the built-in sample image.
+const SampleVolumeID = "rhcos-99.0.sample-0"
+
+const (
+	sampleBlockSize     = 2048
+	sampleKernelSize    = 1 << 20
+	sampleRootfsSize    = 2 << 20
+	sampleIgnitionSize  = 262144
+	sampleKargsEmbedPad = 1024
+)
+
+// sampleKargs are the default kernel arguments of the sample image.
+const sampleKargs = "random.trust_cpu=on rd.luks.options=discard coreos.liveiso=" + SampleVolumeID +
+	" ignition.firstboot ignition.platform.id=metal"
+
+// sampleFile is one regular file of the sample ISO.
+type sampleFile struct {
+	path string // ISO path without leading slash
+	data []byte
+}
+
+// BuildSampleISO writes a small RHCOS-like x86_64 live ISO to path,
+// atomically (temporary file in the same directory, fsync, rename). It is
+// not bootable: kernel, rootfs and boot loader files are deterministic
+// placeholders, but the layout, metadata and embed areas are those of a real
+// RHCOS live ISO (coreos/igninfo.json, coreos/kargs.json, a 256 KiB zeroed
+// images/ignition.img, boot configs with a COREOS_KARG_EMBED_AREA, a gzip'd
+// newc initrd holding etc/coreos-live-initramfs). workDir is a scratch
+// directory in which go-diskfs stages the files; everything BuildSampleISO
+// creates there is removed before it returns.
+func BuildSampleISO(path, workDir string) (err error) {
+	files, err := sampleFiles()
+	if err != nil {
+		return err
+	}
+
+	stage, err := os.MkdirTemp(workDir, "sample-iso-")
+	if err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+	// Finalize removes the staging directory itself; this covers errors.
+	defer os.RemoveAll(stage)
+
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+
+	// Generous upper bound: data rounded to blocks plus room for the system
+	// area, descriptors, directories and path tables. Trimmed afterwards.
+	size := int64(4 << 20)
+	for _, f := range files {
+		size += (int64(len(f.data)) + sampleBlockSize - 1) / sampleBlockSize * sampleBlockSize
+	}
+	if err = tmp.Truncate(size); err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+
+	fsys, err := iso9660.Create(file.New(tmp, false), size, 0, sampleBlockSize, stage)
+	if err != nil {
+		return fmt.Errorf("sample iso: create filesystem: %w", err)
+	}
+	for _, f := range files {
+		if err = sampleWrite(fsys, f); err != nil {
+			return err
+		}
+	}
+	err = fsys.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: SampleVolumeID})
+	if err != nil {
+		return fmt.Errorf("sample iso: finalize: %w", err)
+	}
+
+	// Trim the file to the volume space size recorded in the PVD.
+	var pvd [sampleBlockSize]byte
+	if _, err = tmp.ReadAt(pvd[:], 16*sampleBlockSize); err != nil {
+		return fmt.Errorf("sample iso: read PVD: %w", err)
+	}
+	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return errors.New("sample iso: no primary volume descriptor after finalize")
+	}
+	blocks := int64(binary.LittleEndian.Uint32(pvd[80:84]))
+	if blocks*sampleBlockSize > size || blocks < 18 {
+		return fmt.Errorf("sample iso: implausible volume size of %d blocks", blocks)
+	}
+	if err = tmp.Truncate(blocks * sampleBlockSize); err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("sample iso: %w", err)
+	}
+	// Persist the rename; failure to sync a directory is not fatal on
+	// filesystems that do not support it.
+	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+func sampleWrite(fsys *iso9660.FileSystem, f sampleFile) error {
+	if dir := path.Dir(f.path); dir != "." {
+		if err := fsys.Mkdir("/" + dir); err != nil {
+			return fmt.Errorf("sample iso: mkdir %s: %w", dir, err)
+		}
+	}
+	w, err := fsys.OpenFile("/"+f.path, os.O_CREATE|os.O_RDWR)
+	if err != nil {
+		return fmt.Errorf("sample iso: create %s: %w", f.path, err)
+	}
+	if _, err := w.Write(f.data); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("sample iso: write %s: %w", f.path, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("sample iso: close %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// sampleFiles returns the content of the sample ISO.
+func sampleFiles() ([]sampleFile, error) {
+	grub, grubOff := sampleGrubCfg()
+	isolinux, isolinuxOff := sampleIsolinuxCfg()
+
+	type kargsFile struct { // fields in sorted key order
+		End    string `json:"end"`
+		Offset int    `json:"offset"`
+		Pad    string `json:"pad"`
+		Path   string `json:"path"`
+	}
+	kargs := struct {
+		Default string      `json:"default"`
+		Files   []kargsFile `json:"files"`
+		Size    int         `json:"size"`
+	}{
+		Default: sampleKargs,
+		Files: []kargsFile{
+			{End: "\n", Offset: grubOff, Pad: "#", Path: "EFI/redhat/grub.cfg"},
+			{End: "\n", Offset: isolinuxOff, Pad: "#", Path: "isolinux/isolinux.cfg"},
+		},
+		Size: len(sampleKargs) + sampleKargsEmbedPad,
+	}
+	var kargsJSON bytes.Buffer
+	enc := json.NewEncoder(&kargsJSON)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(kargs); err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+
+	initrdCPIO := sampleCPIO([]sampleCPIOEntry{
+		{name: "etc", mode: 0o040755},
+		{name: "etc/coreos-live-initramfs", mode: 0o100644, data: []byte(SampleVolumeID + "\n")},
+	})
+	var initrd bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&initrd, gzip.BestCompression)
+	if err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	if _, err := zw.Write(initrdCPIO); err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	for initrd.Len()%4 != 0 {
+		initrd.WriteByte(0)
+	}
+
+	// rootfs.img is shaped like the real one: an uncompressed newc archive
+	// whose first member is root.squashfs ("hsqs" magic at byte 124),
+	// sized so that the archive is exactly sampleRootfsSize bytes.
+	const rootfsOverhead = 124 + 124 // root.squashfs header+name, trailer
+	squash := sampleBytes(sampleRootfsSize-rootfsOverhead, 2)
+	copy(squash, "hsqs")
+	rootfs := sampleCPIO([]sampleCPIOEntry{{name: "root.squashfs", mode: 0o100644, data: squash}})
+
+	features := "{\n  \"installer-config\": true,\n  \"installer-config-directives\": {\n    \"console\": true\n  },\n  \"live-initrd-network\": true\n}\n"
+
+	return []sampleFile{
+		{"EFI/redhat/grub.cfg", []byte(grub)},
+		{"coreos/features.json", []byte(features)},
+		{"coreos/igninfo.json", []byte(`{"file":"images/ignition.img"}`)},
+		{"coreos/kargs.json", kargsJSON.Bytes()},
+		{"images/efiboot.img", append([]byte("EFI-SYSTEM placeholder (isoedge sample image)\n"), make([]byte, 16<<10)...)},
+		{"images/ignition.img", make([]byte, sampleIgnitionSize)},
+		{"images/pxeboot/initrd.img", initrd.Bytes()},
+		{"images/pxeboot/rootfs.img", rootfs},
+		{"images/pxeboot/vmlinuz", sampleBytes(sampleKernelSize, 1)},
+		{"isolinux/isolinux.cfg", []byte(isolinux)},
+	}, nil
+}
+
+// sampleEmbedLine is the karg embed area marker line.
+func sampleEmbedLine() string {
+	return strings.Repeat("#", sampleKargsEmbedPad) + " COREOS_KARG_EMBED_AREA\n"
+}
+
+// sampleGrubCfg returns the live grub.cfg and the offset of the kargs in it.
+func sampleGrubCfg() (string, int) {
+	head := "set timeout=5\n" +
+		"menuentry 'RHEL CoreOS (Live)' --class fedora --class gnu-linux --class gnu --class os {\n" +
+		"\tlinux /images/pxeboot/vmlinuz "
+	return head + sampleKargs + "\n" + sampleEmbedLine() +
+		"\tinitrd /images/pxeboot/initrd.img /images/ignition.img\n}\n", len(head)
+}
+
+// sampleIsolinuxCfg returns the live isolinux.cfg and the offset of the
+// kargs in it.
+func sampleIsolinuxCfg() (string, int) {
+	head := "label linux\n" +
+		"  menu label ^RHEL CoreOS (Live)\n" +
+		"  kernel /images/pxeboot/vmlinuz\n" +
+		"  append initrd=/images/pxeboot/initrd.img,/images/ignition.img "
+	return head + sampleKargs + "\n" + sampleEmbedLine(), len(head)
+}
+
+// sampleBytes returns n deterministic pseudo-random bytes.
+func sampleBytes(n int, seed byte) []byte {
+	var key [32]byte
+	copy(key[:], "isoedge sample image content")
+	key[31] = seed
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(key).Read(b)
+	return b
+}
+
+type sampleCPIOEntry struct {
+	name string
+	mode uint32 // full st_mode, e.g. 0o100644 or 0o040755
+	data []byte
+}
+
+// sampleCPIO returns a newc ("070701") archive of entries followed by the
+// TRAILER!!! entry: ino/uid/gid/mtime/dev zero, nlink 1 (2 for
+// directories), header+name and data each padded to 4 bytes, no block
+// padding.
+func sampleCPIO(entries []sampleCPIOEntry) []byte {
+	var b bytes.Buffer
+	pad := func() {
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	hdr := func(name string, mode uint32, size, nlink int) {
+		fmt.Fprintf(&b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+			0, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, len(name)+1, 0)
+		b.WriteString(name)
+		b.WriteByte(0)
+		pad()
+	}
+	for _, e := range entries {
+		nlink := 1
+		if e.mode&0o170000 == 0o040000 {
+			nlink = 2
+		}
+		hdr(e.name, e.mode, len(e.data), nlink)
+		b.Write(e.data)
+		pad()
+	}
+	hdr("TRAILER!!!", 0, 0, 1)
+	return b.Bytes()
+}

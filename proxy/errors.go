@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"errors"
+
+	"github.com/isoedge/isoedge/customize"
+	"github.com/isoedge/isoedge/upstream"
+	"github.com/valyala/fasthttp"
+)
+
+// statusOf maps an error to the HTTP status the original answers with
+// (§B.14), and to the text the client may see. Texts never hold a URL or a
+// credential.
+func statusOf(err error) (int, string) {
+	var se *upstream.StatusError
+	switch {
+	case errors.As(err, &se):
+		return se.Code, ""
+	case errors.Is(err, upstream.ErrUnavailable):
+		return fasthttp.StatusBadGateway, "assisted-service is unavailable"
+	case errors.Is(err, upstream.ErrBadResponse):
+		return fasthttp.StatusInternalServerError, "unexpected response from assisted-service"
+	case errors.Is(err, ErrNotReady):
+		return fasthttp.StatusServiceUnavailable, "image is not ready yet"
+	case errors.Is(err, customize.ErrTooLarge), errors.Is(err, customize.ErrNoEmbedArea), errors.Is(err, customize.ErrNoFile):
+		return fasthttp.StatusInternalServerError, err.Error()
+	}
+	return fasthttp.StatusInternalServerError, "internal error"
+}
+
+// fail answers with err's status. passthroughBody is the body for statuses
+// passed through from assisted-service (the original sends none for ISOs).
+func (s *Server) fail(ctx *fasthttp.RequestCtx, err error, passthroughBody string) int {
+	code, msg := statusOf(err)
+	if code == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, retryAfter)
+	}
+	var se *upstream.StatusError
+	if errors.As(err, &se) {
+		msg = passthroughBody
+	}
+	if code >= 500 {
+		s.log.Warn("request failed", zapPath(ctx), errField(err))
+	} else {
+		s.log.Debug("request refused", zapPath(ctx), errField(err))
+	}
+	if msg == "" {
+		ctx.SetStatusCode(code)
+		return code
+	}
+	ctx.Error(msg, code)
+	return code
+}

@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/isoedge/isoedge/customize"
+	"github.com/isoedge/isoedge/upstream"
+	"github.com/valyala/fasthttp"
+)
+
+// initrdRequest is a parsed pxe-initrd or addrsize request.
+type initrdRequest struct {
+	imageID, version, arch string
+}
+
+// parseInitrdRequest validates the query of pxe-initrd and addrsize
+// (§B.5, §B.6) and resolves the base image. It answers errors itself and
+// returns ok=false then.
+func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, end func(int, int64)) (initrdRequest, Base, bool) {
+	req := initrdRequest{imageID: userValue(ctx, "image_id")}
+	if !isUUID(req.imageID) {
+		ctx.Error("404 page not found", fasthttp.StatusNotFound)
+		end(fasthttp.StatusNotFound, 0)
+		return req, Base{}, false
+	}
+	args := ctx.QueryArgs()
+	req.version = string(args.Peek("version"))
+	req.arch = string(args.Peek("arch"))
+	if req.arch == "" {
+		req.arch = "x86_64"
+	}
+	if forceArch != "" {
+		req.arch = forceArch
+	}
+	if req.version == "" {
+		ctx.Error("'version' parameter required for initrd download", fasthttp.StatusBadRequest)
+		end(fasthttp.StatusBadRequest, 0)
+		return req, Base{}, false
+	}
+	base, configured, err := s.bases.Base(req.version, req.arch, typeFull)
+	if !configured {
+		ctx.Error("version for "+req.version+" "+req.arch+", not found ", fasthttp.StatusBadRequest)
+		end(fasthttp.StatusBadRequest, 0)
+		return req, Base{}, false
+	}
+	if err != nil {
+		end(s.fail(ctx, err, ""), 0)
+		return req, Base{}, false
+	}
+	return req, base, true
+}
+
+// initrdPlan fetches the InfraEnv's ignition and ramdisk and returns the
+// PXE initrd plan (§E.4).
+func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, req initrdRequest, base Base) (customize.Plan, string, error) {
+	cred := credential(ctx, "", "")
+	snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, "", cred, true, false)
+	if err != nil {
+		return customize.Plan{}, "", err
+	}
+	archive, err := customize.IgnitionArchive(snap.Ignition.Data)
+	if err != nil {
+		return customize.Plan{}, "", err
+	}
+	plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, snap.Ramdisk)
+	return plan, snap.Ignition.LastModified, err
+}
+
+// handleInitrd serves /images/{image_id}/pxe-initrd.
+func (s *Server) handleInitrd(ctx *fasthttp.RequestCtx) {
+	end := s.metrics.start(routeInitrd, string(ctx.Method()))
+	req, base, ok := s.parseInitrdRequest(ctx, "", end)
+	if !ok {
+		return
+	}
+	release, ok := s.limit.acquire()
+	if !ok {
+		end(s.busy(ctx), 0)
+		return
+	}
+	plan, lm, err := s.initrdPlan(ctx, req, base)
+	if err != nil {
+		release()
+		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
+		return
+	}
+	s.servePlan(ctx, response{
+		plan: plan, base: base.Digest, filename: req.imageID + "-initrd.img",
+		contentType: "application/octet-stream", modTime: lastModified(lm),
+		release: release, end: end,
+	})
+}
+
+// handleAddrsize serves /images/{image_id}/s390x-initrd-addrsize: the
+// initrd's load address from the ISO and the length of the composed initrd.
+func (s *Server) handleAddrsize(ctx *fasthttp.RequestCtx) {
+	end := s.metrics.start(routeAddrsize, string(ctx.Method()))
+	req, base, ok := s.parseInitrdRequest(ctx, "s390x", end)
+	if !ok {
+		return
+	}
+	release, ok := s.limit.acquire()
+	if !ok {
+		end(s.busy(ctx), 0)
+		return
+	}
+	plan, lm, err := s.initrdPlan(ctx, req, base)
+	if err != nil {
+		release()
+		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
+		return
+	}
+	b, err := base.Layout.Addrsize(plan.Size)
+	if err != nil {
+		release()
+		ctx.Error("Failed to get initrd.addrsize: "+err.Error(), fasthttp.StatusInternalServerError)
+		end(fasthttp.StatusInternalServerError, 0)
+		return
+	}
+	s.servePlan(ctx, response{
+		plan: customize.NewPlan("", customize.Patch(b)), filename: req.imageID + "-initrd.addrsize",
+		contentType: "application/octet-stream", modTime: lastModified(lm),
+		release: release, end: end,
+	})
+}
+
+// initrdErrorBody is the text of a status passed through on the initrd
+// routes. The original put the internal URL and credential here; this does
+// not.
+func initrdErrorBody(err error) string {
+	return "error retrieving ignition content: " + err.Error()
+}

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/customize"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// response describes how to send a plan.
+type response struct {
+	plan        customize.Plan
+	base        cache.Digest // file the plan's base segments read
+	filename    string       // Content-Disposition file name
+	contentType string
+	modTime     time.Time // Last-Modified
+	release     func()    // returns the request slot; may be nil
+	end         func(code int, size int64)
+}
+
+// servePlan answers a GET or HEAD with r.plan: conditional headers, a
+// single Range (206/416), and the body streamed after the handler returns.
+// Every path calls r.release and r.end exactly once.
+func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
+	finish := func(code int, size int64) {
+		if r.release != nil {
+			r.release()
+		}
+		if r.end != nil {
+			r.end(code, size)
+		}
+	}
+	h := &ctx.Response.Header
+	etag := r.plan.ETag()
+	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
+	h.Set(fasthttp.HeaderETag, etag)
+	if !r.modTime.IsZero() {
+		h.Set(fasthttp.HeaderLastModified, r.modTime.UTC().Format(http.TimeFormat))
+	}
+	if r.filename != "" {
+		h.Set(fasthttp.HeaderContentDisposition, "attachment; filename="+r.filename)
+	}
+	h.SetContentType(r.contentType)
+
+	if code, useRange := checkPreconditions(&ctx.Request.Header, true, etag, r.modTime); code != 0 {
+		ctx.SetStatusCode(code)
+		finish(code, 0)
+		return
+	} else if rh := ctx.Request.Header.Peek(fasthttp.HeaderRange); useRange && len(rh) > 0 {
+		ranges, err := parseRange(rh, r.plan.Size)
+		switch {
+		case err == errNoOverlap:
+			h.Set(fasthttp.HeaderContentRange, "bytes */"+strconv.FormatInt(r.plan.Size, 10))
+			ctx.Error("416 requested range not satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
+			finish(fasthttp.StatusRequestedRangeNotSatisfiable, 0)
+			return
+		case err == nil && len(ranges) == 1:
+			// Several ranges are answered with the whole image, which
+			// RFC 9110 allows; clients of an image service ask for one.
+			rg := ranges[0]
+			part, err := r.plan.Slice(rg.start, rg.length)
+			if err != nil {
+				s.fail(ctx, err, "")
+				finish(fasthttp.StatusInternalServerError, 0)
+				return
+			}
+			var buf [64]byte
+			cr := append(buf[:0], "bytes "...)
+			cr = strconv.AppendInt(cr, rg.start, 10)
+			cr = append(cr, '-')
+			cr = strconv.AppendInt(cr, rg.start+rg.length-1, 10)
+			cr = append(cr, '/')
+			cr = strconv.AppendInt(cr, r.plan.Size, 10)
+			h.SetBytesV(fasthttp.HeaderContentRange, cr)
+			r.plan = part
+			ctx.SetStatusCode(fasthttp.StatusPartialContent)
+		}
+	}
+	code := ctx.Response.StatusCode()
+	if ctx.IsHead() {
+		ctx.Response.SkipBody = true
+		h.SetContentLength(int(r.plan.Size))
+		finish(code, 0)
+		return
+	}
+	body := &planBody{plan: r.plan}
+	if needsBase(r.plan) {
+		f, _, err := s.store.Open(r.base)
+		if err != nil {
+			s.log.Error("open base image", zap.String("digest", r.base.String()), errField(err))
+			h.Del(fasthttp.HeaderContentRange)
+			ctx.Error("internal error", fasthttp.StatusInternalServerError)
+			finish(fasthttp.StatusInternalServerError, 0)
+			return
+		}
+		body.f = f
+	}
+	path := zapPath(ctx) // ctx is recycled once the handler returns
+	body.done = func(n int64, err error) {
+		if err != nil {
+			s.log.Debug("stream ended early", path, zap.Int64("sent", n), zap.Int64("size", r.plan.Size), errField(err))
+		}
+		finish(code, n)
+	}
+	ctx.SetBodyStream(body, int(r.plan.Size))
+}

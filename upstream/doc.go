@@ -1,0 +1,18 @@
+// Package upstream talks to the services isoedge depends on: assisted-service
+// for per-InfraEnv data (discovery ignition, static-network ramdisk, kernel
+// arguments) and the HTTP(S) or file servers that hold the base OS images.
+//
+// Source is the narrow interface the proxy uses for per-InfraEnv data. Client
+// implements it against assisted-service, forwarding exactly one caller
+// credential per call; LocalDir implements it from plain files for standalone
+// sites. FetchSnapshot gathers everything one request needs with concurrent
+// calls. Fetcher streams OS images, with resume, for the cache to ingest.
+//
+// Errors are values the proxy maps to status codes: StatusError carries an
+// assisted-service status through, ErrUnavailable means the service could
+// not be reached in time, ErrBadResponse means it answered with something we
+// cannot use. No error text ever holds a credential or a URL query string.
+//
+// The package deliberately does not cache, coalesce or retry: those
+// decisions belong to the callers, which know the request and its deadline.
+package upstream

@@ -1,0 +1,415 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/config"
+	"go.uber.org/zap"
+)
+
+// MetaLayout is the index meta kind under which a base image's parsed
+// layout is stored.
+const MetaLayout = "layout"
+
+// Base image states reported by /health.
+const (
+	StatePending     = "pending"
+	StateDownloading = "downloading"
+	StateReady       = "ready"
+	StateFailed      = "failed"
+)
+
+// PopulatorConfig configures a Populator.
+type PopulatorConfig struct {
+	Images  []config.OSImage
+	Store   *cache.Store
+	Index   *cache.Index
+	Fetcher *Fetcher
+	// Inspect parses and checks a downloaded image before it is committed,
+	// and returns the encoded layout stored with it. An error rejects the
+	// download: it is deleted and never served.
+	Inspect func(path string) ([]byte, error)
+	// BuildSample writes the built-in sample image (config.SampleURL) to path.
+	BuildSample func(path, workDir string) error
+	TempDir     string
+	Log         *zap.Logger
+	Metrics     *metrics.Set
+	Concurrency int           // parallel downloads, default 2
+	MinBackoff  time.Duration // first retry delay, default 5s
+	MaxBackoff  time.Duration // default 10m
+}
+
+// imageEntry is the state of one configured base image.
+type imageEntry struct {
+	img      config.OSImage
+	key      cache.BaseKey
+	state    string
+	err      string
+	retryAt  time.Time
+	done     int64
+	total    int64
+	rec      cache.BaseRecord
+	attempts int
+}
+
+// Populator keeps the configured base images stored: it downloads what is
+// missing, checks it, records it in the index, and retries failures with
+// exponential backoff. Lookups are served from memory.
+type Populator struct {
+	cfg PopulatorConfig
+	log *zap.Logger
+
+	mu        sync.RWMutex
+	entries   []*imageEntry // configured order, deduplicated by key
+	firstPass bool
+}
+
+// NewPopulator returns a Populator for cfg.Images. It does no I/O.
+func NewPopulator(cfg PopulatorConfig) *Populator {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 2
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 5 * time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	p := &Populator{cfg: cfg, log: cfg.Log}
+	seen := map[cache.BaseKey]bool{}
+	for _, img := range cfg.Images {
+		k := baseKey(img)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		p.entries = append(p.entries, &imageEntry{img: img, key: k, state: StatePending})
+	}
+	if cfg.Metrics != nil {
+		for _, e := range p.entries {
+			e := e
+			labels := fmt.Sprintf(`{version=%q,arch=%q,type=%q}`, e.key.Version, e.key.Arch, e.key.Type)
+			cfg.Metrics.GetOrCreateGauge("isoedge_base_image_ready"+labels, func() float64 {
+				p.mu.RLock()
+				defer p.mu.RUnlock()
+				if e.state == StateReady {
+					return 1
+				}
+				return 0
+			})
+			cfg.Metrics.GetOrCreateGauge("isoedge_base_image_download_bytes"+labels, func() float64 {
+				p.mu.RLock()
+				defer p.mu.RUnlock()
+				return float64(e.done)
+			})
+		}
+	}
+	return p
+}
+
+func baseKey(img config.OSImage) cache.BaseKey {
+	t := img.Type
+	if t == "" {
+		t = config.TypeFullISO
+	}
+	return cache.BaseKey{Type: t, Version: img.Version, Arch: img.CPUArchitecture}
+}
+
+// Run populates the store until ctx ends: first every image already stored
+// is marked ready (no download, no parsing), then missing ones are
+// downloaded, at most Concurrency at a time, failures retried with backoff.
+func (p *Populator) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	var pending []*imageEntry
+	for _, e := range p.entries {
+		if p.restore(e) {
+			continue
+		}
+		pending = append(pending, e)
+	}
+	var first sync.WaitGroup
+	first.Add(len(pending))
+	for _, e := range pending {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.keep(ctx, e, sem, &first)
+		}()
+	}
+	first.Wait()
+	p.mu.Lock()
+	p.firstPass = true
+	p.mu.Unlock()
+	p.log.Info("first pass over OS images done", zap.Int("images", len(p.entries)), zap.Int("ready", p.readyCount()))
+	wg.Wait()
+}
+
+// restore marks e ready when the index holds it for the same URL and its
+// blob and layout are present.
+func (p *Populator) restore(e *imageEntry) bool {
+	rec, err := p.cfg.Index.Base(e.key)
+	if err != nil {
+		return false
+	}
+	if rec.URL != e.img.URL {
+		p.log.Info("OS image URL changed, fetching again", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch))
+		return false
+	}
+	if e.img.SHA256 != "" && rec.Digest.Hex() != e.img.SHA256 {
+		return false
+	}
+	if size, err := p.cfg.Store.Stat(rec.Digest); err != nil || size != rec.Size {
+		return false
+	}
+	if _, err := p.cfg.Index.Meta(MetaLayout, rec.Digest); err != nil {
+		return false
+	}
+	p.mu.Lock()
+	e.state, e.rec, e.done, e.total = StateReady, rec, rec.Size, rec.Size
+	p.mu.Unlock()
+	return true
+}
+
+// keep downloads e until it is stored or ctx ends.
+func (p *Populator) keep(ctx context.Context, e *imageEntry, sem chan struct{}, first *sync.WaitGroup) {
+	firstDone := false
+	markFirst := func() {
+		if !firstDone {
+			firstDone = true
+			first.Done()
+		}
+	}
+	defer markFirst()
+	backoff := p.cfg.MinBackoff
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		err := p.fetch(ctx, e)
+		<-sem
+		if err == nil {
+			markFirst()
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.mu.Lock()
+		e.state, e.err, e.retryAt = StateFailed, err.Error(), time.Now().Add(backoff)
+		e.attempts++
+		p.mu.Unlock()
+		p.log.Error("OS image download failed", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch),
+			zap.String("url", RedactURL(e.img.URL)), zap.Error(err), zap.Duration("retry_in", backoff))
+		markFirst()
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, p.cfg.MaxBackoff)
+	}
+}
+
+// fetch downloads, checks and commits one image.
+func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
+	p.mu.Lock()
+	e.state, e.done, e.total = StateDownloading, 0, -1
+	p.mu.Unlock()
+	log := p.log.With(zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.String("type", e.key.Type))
+	start := time.Now()
+
+	w, err := p.cfg.Store.Create()
+	if err != nil {
+		return err
+	}
+	defer w.Cancel()
+	src := e.img.URL
+	if src == config.SampleURL {
+		if p.cfg.BuildSample == nil {
+			return errors.New("upstream: no sample image builder")
+		}
+		path := filepath.Join(p.cfg.TempDir, "sample.iso")
+		if err := p.cfg.BuildSample(path, p.cfg.TempDir); err != nil {
+			return fmt.Errorf("upstream: build sample image: %w", err)
+		}
+		defer os.Remove(path)
+		src = "file://" + path
+	}
+	lastTenth := int64(-1)
+	n, err := p.cfg.Fetcher.Fetch(ctx, src, 0, w, func(done, total int64) {
+		p.mu.Lock()
+		e.done, e.total = done, total
+		p.mu.Unlock()
+		if total > 0 && done*10/total != lastTenth {
+			lastTenth = done * 10 / total
+			log.Info("downloading OS image", zap.Int64("percent", lastTenth*10))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	layout, err := p.cfg.Inspect(w.TempPath())
+	if err != nil {
+		return err
+	}
+	var want cache.Digest
+	if e.img.SHA256 != "" {
+		if want, err = cache.ParseDigest(e.img.SHA256); err != nil {
+			return err
+		}
+	}
+	d, err := w.Commit(ctx, n, want)
+	if err != nil {
+		return err
+	}
+	if err := p.cfg.Index.PutMeta(MetaLayout, d, layout); err != nil {
+		return err
+	}
+	rec := cache.BaseRecord{Key: e.key, Digest: d, Size: n, URL: e.img.URL, OpenshiftVersion: e.img.OpenshiftVersion, FetchedAt: time.Now().UTC()}
+	if err := p.cfg.Index.PutBase(rec); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	e.state, e.err, e.rec, e.done, e.total = StateReady, "", rec, n, n
+	p.mu.Unlock()
+	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// ErrImageNotReady means a configured image is not stored yet.
+var ErrImageNotReady = errors.New("upstream: image not ready")
+
+// Lookup resolves a request's version (an RHCOS version, else an OpenShift
+// version, §D.5), architecture and image type. minimal-iso resolves to the
+// full-iso entry it is derived from.
+func (p *Populator) Lookup(version, arch, imageType string) (rec cache.BaseRecord, configured bool, err error) {
+	want := config.TypeFullISO
+	if imageType == config.TypeDisconnectedISO {
+		want = config.TypeDisconnectedISO
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	e := p.find(version, arch, want)
+	if e == nil {
+		return cache.BaseRecord{}, false, nil
+	}
+	if e.state != StateReady {
+		return cache.BaseRecord{}, true, fmt.Errorf("%w: %s %s is %s", ErrImageNotReady, e.key.Version, e.key.Arch, e.state)
+	}
+	return e.rec, true, nil
+}
+
+func (p *Populator) find(version, arch, typ string) *imageEntry {
+	for _, e := range p.entries {
+		if e.key.Arch == arch && e.key.Type == typ && e.img.Version == version {
+			return e
+		}
+	}
+	for _, e := range p.entries {
+		if e.key.Arch == arch && e.key.Type == typ && e.img.OpenshiftVersion == version {
+			return e
+		}
+	}
+	return nil
+}
+
+// Ready reports whether the first pass over the images is done and at
+// least one image is ready.
+func (p *Populator) Ready() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.readyLocked()
+}
+
+func (p *Populator) readyLocked() bool {
+	if len(p.entries) == 0 {
+		return false
+	}
+	all := true
+	for _, e := range p.entries {
+		if e.state != StateReady {
+			all = false
+		}
+	}
+	if all {
+		return true
+	}
+	if !p.firstPass {
+		return false
+	}
+	for _, e := range p.entries {
+		if e.state == StateReady {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Populator) readyCount() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	n := 0
+	for _, e := range p.entries {
+		if e.state == StateReady {
+			n++
+		}
+	}
+	return n
+}
+
+// ImageStatus is one entry of the /health body.
+type ImageStatus struct {
+	OpenshiftVersion string    `json:"openshift_version"`
+	Version          string    `json:"version"`
+	Arch             string    `json:"cpu_architecture"`
+	Type             string    `json:"type"`
+	State            string    `json:"state"`
+	Percent          *int      `json:"percent,omitempty"`
+	Error            string    `json:"error,omitempty"`
+	RetryAt          time.Time `json:"retry_at,omitzero"`
+	Digest           string    `json:"digest,omitempty"`
+}
+
+// Health returns the JSON body of /health.
+func (p *Populator) Health() []byte {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := struct {
+		Ready  bool          `json:"ready"`
+		Images []ImageStatus `json:"images"`
+	}{Ready: p.readyLocked(), Images: []ImageStatus{}}
+	for _, e := range p.entries {
+		s := ImageStatus{OpenshiftVersion: e.img.OpenshiftVersion, Version: e.key.Version, Arch: e.key.Arch, Type: e.key.Type, State: e.state}
+		switch e.state {
+		case StateDownloading:
+			if e.total > 0 {
+				pct := int(e.done * 100 / e.total)
+				s.Percent = &pct
+			}
+		case StateFailed:
+			s.Error, s.RetryAt = e.err, e.retryAt
+		case StateReady:
+			s.Digest = e.rec.Digest.String()
+		}
+		out.Images = append(out.Images, s)
+	}
+	b, _ := json.Marshal(out)
+	return b
+}

@@ -1,0 +1,125 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestFetchSnapshotConcurrent(t *testing.T) {
+	var inflight, peak atomic.Int32
+	c, f := newFake(t, 5*time.Second, func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+		inflight.Add(-1)
+		defaultAS(w, r)
+	})
+	start := time.Now()
+	snap, err := c.Fetch(t.Context(), testImageID, "minimal-iso", Credential{CredImageToken, testSecret}, true, true)
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed > 500*time.Millisecond {
+		t.Errorf("three 200ms calls took %v; they are not concurrent", elapsed)
+	}
+	if peak.Load() != 3 {
+		t.Errorf("peak concurrency %d, want 3", peak.Load())
+	}
+	if len(f.requests()) != 3 {
+		t.Errorf("%d requests, want 3", len(f.requests()))
+	}
+	if string(snap.Ramdisk) != "RAMDISK" || !slices.Equal(snap.Kargs, []string{"console=ttyS0", "rd.debug"}) ||
+		snap.Ignition.LastModified != testLastMod {
+		t.Errorf("snapshot = %+v", snap)
+	}
+}
+
+func TestFetchSnapshotOnlyNeededCalls(t *testing.T) {
+	c, f := newFake(t, 5*time.Second, nil)
+	snap, err := FetchSnapshot(t.Context(), c, testImageID, "full-iso", Credential{}, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.requests()) != 1 || snap.Ramdisk != nil || snap.Kargs != nil || len(snap.Ignition.Data) == 0 {
+		t.Errorf("snapshot %+v after %d requests", snap, len(f.requests()))
+	}
+}
+
+// stubSource answers after a delay; when honourCtx it gives up on cancel.
+type stubSource struct {
+	ignErr, ramErr, kargErr error
+	ignDelay                time.Duration
+	honourCtx               bool
+}
+
+func (s stubSource) wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		if s.honourCtx {
+			return ctx.Err()
+		}
+		<-time.After(d)
+		return nil
+	}
+}
+
+func (s stubSource) Ignition(ctx context.Context, _, _ string, _ Credential) (Ignition, error) {
+	if err := s.wait(ctx, s.ignDelay); err != nil {
+		return Ignition{}, err
+	}
+	return Ignition{Data: []byte("{}")}, s.ignErr
+}
+
+func (s stubSource) MinimalInitrd(context.Context, string, Credential) ([]byte, error) {
+	return nil, s.ramErr
+}
+
+func (s stubSource) KernelArgs(context.Context, string, Credential) ([]string, error) {
+	return nil, s.kargErr
+}
+
+func TestFetchSnapshotErrorOrder(t *testing.T) {
+	ign404 := &StatusError{Op: opIgnition, Code: 404}
+	ram503 := &StatusError{Op: opRamdisk, Code: 503}
+	tests := []struct {
+		name string
+		src  stubSource
+		want error
+	}{
+		{"ignition wins over earlier kargs failure",
+			stubSource{ignErr: ign404, kargErr: ErrBadResponse, ignDelay: 50 * time.Millisecond}, ign404},
+		{"ramdisk wins over kargs", stubSource{ramErr: ram503, kargErr: ErrBadResponse}, ram503},
+		{"cancellation does not hide the cause",
+			stubSource{kargErr: ErrBadResponse, ignDelay: 5 * time.Second, honourCtx: true}, ErrBadResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := FetchSnapshot(t.Context(), tt.src, testImageID, "", Credential{}, true, true)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFetchSnapshotCallerCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := FetchSnapshot(ctx, stubSource{honourCtx: true, ignDelay: time.Second}, testImageID, "", Credential{}, false, false)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}

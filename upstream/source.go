@@ -1,0 +1,64 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"strconv"
+)
+
+// Ignition is a discovery ignition as served by assisted-service.
+type Ignition struct {
+	Data []byte
+	// LastModified is the raw Last-Modified response header, "" if none.
+	LastModified string
+}
+
+// Source supplies per-InfraEnv data. Client (assisted-service) and LocalDir
+// implement it.
+type Source interface {
+	// Ignition fetches the discovery ignition. isoType is "full-iso",
+	// "minimal-iso", "disconnected-iso", or "" for PXE, which sends no
+	// discovery_iso_type parameter.
+	Ignition(ctx context.Context, imageID, isoType string, cred Credential) (Ignition, error)
+	// MinimalInitrd fetches the static-network ramdisk; it returns (nil, nil)
+	// when there is none (assisted-service answers 204).
+	MinimalInitrd(ctx context.Context, imageID string, cred Credential) ([]byte, error)
+	// KernelArgs returns the InfraEnv's appended kernel arguments, nil when
+	// there are none.
+	KernelArgs(ctx context.Context, imageID string, cred Credential) ([]string, error)
+}
+
+// StatusError is a non-success answer from assisted-service (or its local
+// stand-in); the proxy passes Code through to its client.
+type StatusError struct {
+	Op   string // "ignition", "minimal-initrd" or "infra-env"
+	Code int
+}
+
+func (e *StatusError) Error() string {
+	return "upstream: " + e.Op + ": assisted-service returned status " + strconv.Itoa(e.Code)
+}
+
+var (
+	// ErrUnavailable reports a transport failure or timeout talking to
+	// assisted-service; the proxy answers 502.
+	ErrUnavailable = errors.New("upstream: assisted-service unavailable")
+	// ErrBadResponse reports an answer that cannot be used: undecodable JSON,
+	// a kernel-argument operation other than append, an oversized body. The
+	// proxy answers 500.
+	ErrBadResponse = errors.New("upstream: bad response")
+)
+
+// Size limits for bodies read into memory.
+const (
+	maxIgnitionSize = 16 << 20
+	maxRamdiskSize  = 64 << 20
+	maxInfraEnvSize = 4 << 20
+)
+
+// Operation names used in errors.
+const (
+	opIgnition = "ignition"
+	opRamdisk  = "minimal-initrd"
+	opInfraEnv = "infra-env"
+)
