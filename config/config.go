@@ -23,6 +23,10 @@ const (
 	DefaultLogLevel               = "info"
 	DefaultMinRootfsBytes         = 100 << 20
 	DefaultMinKernelBytes         = 5 << 20
+	DefaultIgnitionCacheTTL       = 10 * time.Minute
+	DefaultDownloadConcurrency    = 2
+	FetchEager                    = "eager"
+	FetchLazy                     = "lazy"
 )
 
 // Config is the validated configuration. Load fills every field; the zero
@@ -51,6 +55,10 @@ type Config struct {
 	LogLevel                    string            // LOG_LEVEL, else LOGLEVEL, default "info"; lower case, "warning" becomes "warn"
 	MinRootfsBytes              int64             // OS_IMAGE_MIN_ROOTFS_BYTES, default 100 MiB, >= 0
 	MinKernelBytes              int64             // OS_IMAGE_MIN_KERNEL_BYTES, default 5 MiB, >= 0
+	IgnitionCacheTTL            time.Duration     // IGNITION_CACHE_TTL, default 10m: how long a download's snapshot serves its Range requests
+	DownloadConcurrency         int               // OS_IMAGES_DOWNLOAD_CONCURRENCY, default 2, >= 1
+	Fetch                       string            // OS_IMAGES_FETCH: "eager" (default, the original's behaviour) or "lazy"
+	DataDirMaxBytes             int64             // DATA_DIR_MAX_BYTES: store budget, 0 = unlimited
 }
 
 // UsesLocalIgnition reports whether ignition comes from IgnitionDir instead of assisted-service.
@@ -149,6 +157,21 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return nil, err
 	}
 	if c.MinKernelBytes, err = e.int64("OS_IMAGE_MIN_KERNEL_BYTES", DefaultMinKernelBytes, 0); err != nil {
+		return nil, err
+	}
+	if c.IgnitionCacheTTL, err = e.duration("IGNITION_CACHE_TTL", DefaultIgnitionCacheTTL, false); err != nil {
+		return nil, err
+	}
+	dc, err := e.int64("OS_IMAGES_DOWNLOAD_CONCURRENCY", DefaultDownloadConcurrency, 1)
+	if err != nil {
+		return nil, err
+	}
+	c.DownloadConcurrency = int(min(dc, 64))
+	c.Fetch, from = e.str("OS_IMAGES_FETCH", FetchEager)
+	if c.Fetch = strings.ToLower(c.Fetch); c.Fetch != FetchEager && c.Fetch != FetchLazy {
+		return nil, &Error{from, fmt.Errorf("must be eager or lazy, got %q", c.Fetch)}
+	}
+	if c.DataDirMaxBytes, err = e.int64("DATA_DIR_MAX_BYTES", 0, 0); err != nil {
 		return nil, err
 	}
 	return c, nil

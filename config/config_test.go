@@ -40,10 +40,11 @@ func TestLoadDefaults(t *testing.T) {
 			Version:          "99.0.sample-0",
 			Type:             "full-iso",
 		}},
-		Sample:         true,
-		LogLevel:       "info",
-		MinRootfsBytes: 104857600,
-		MinKernelBytes: 5242880,
+		Sample:           true,
+		LogLevel:         "info",
+		MinRootfsBytes:   104857600,
+		MinKernelBytes:   5242880,
+		IgnitionCacheTTL: DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(empty) =\n%+v\nwant\n%+v", c, want)
@@ -109,6 +110,7 @@ func TestLoadValues(t *testing.T) {
 		LogLevel:                   "warn",
 		MinRootfsBytes:             0,
 		MinKernelBytes:             1000,
+		IgnitionCacheTTL:           DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", c, want)
@@ -511,4 +513,43 @@ func FuzzParseOSImages(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestEdgeCacheVariables(t *testing.T) {
+	base := map[string]string{"ASSISTED_SERVICE_HOST": "as:8090"}
+	load := func(extra map[string]string) (*Config, error) {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return Load(func(k string) (string, bool) { v, ok := m[k]; return v, ok })
+	}
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IgnitionCacheTTL != DefaultIgnitionCacheTTL || c.DownloadConcurrency != 2 || c.Fetch != FetchEager || c.DataDirMaxBytes != 0 {
+		t.Fatalf("defaults: ttl=%v conc=%d fetch=%q max=%d", c.IgnitionCacheTTL, c.DownloadConcurrency, c.Fetch, c.DataDirMaxBytes)
+	}
+	c, err = load(map[string]string{"IGNITION_CACHE_TTL": "90s", "OS_IMAGES_DOWNLOAD_CONCURRENCY": "4", "OS_IMAGES_FETCH": "LAZY", "DATA_DIR_MAX_BYTES": "1000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IgnitionCacheTTL != 90*time.Second || c.DownloadConcurrency != 4 || c.Fetch != FetchLazy || c.DataDirMaxBytes != 1000000 {
+		t.Fatalf("parsed: %+v", c)
+	}
+	for name, val := range map[string]string{
+		"IGNITION_CACHE_TTL":             "soon",
+		"OS_IMAGES_DOWNLOAD_CONCURRENCY": "0",
+		"OS_IMAGES_FETCH":                "sometimes",
+		"DATA_DIR_MAX_BYTES":             "-1",
+	} {
+		_, err := load(map[string]string{name: val})
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: err = %v, want an error naming the variable", name, val, err)
+		}
+	}
 }

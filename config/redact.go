@@ -44,6 +44,10 @@ func (c *Config) Redacted() map[string]string {
 		"LOG_LEVEL":                            c.LogLevel,
 		"OS_IMAGE_MIN_ROOTFS_BYTES":            strconv.FormatInt(c.MinRootfsBytes, 10),
 		"OS_IMAGE_MIN_KERNEL_BYTES":            strconv.FormatInt(c.MinKernelBytes, 10),
+		"IGNITION_CACHE_TTL":                   c.IgnitionCacheTTL.String(),
+		"OS_IMAGES_DOWNLOAD_CONCURRENCY":       strconv.Itoa(c.DownloadConcurrency),
+		"OS_IMAGES_FETCH":                      c.Fetch,
+		"DATA_DIR_MAX_BYTES":                   strconv.FormatInt(c.DataDirMaxBytes, 10),
 	}
 }
 
