@@ -22,13 +22,13 @@ func (s *Server) handleBootArtifact(ctx *fasthttp.RequestCtx) {
 		arch = "x86_64"
 	}
 	if version == "" {
-		ctx.Error("Failed to parse query parameters: 'version' parameter required", fasthttp.StatusBadRequest)
+		httpError(ctx, "Failed to parse query parameters: 'version' parameter required", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
 		return
 	}
 	base, configured, err := s.bases.Base(version, arch, typeFull)
 	if !configured {
-		ctx.Error("Failed to parse query parameters: version for "+version+" "+arch+", not found", fasthttp.StatusBadRequest)
+		httpError(ctx, "Failed to parse query parameters: version for "+version+" "+arch+", not found", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
 		return
 	}
@@ -41,7 +41,7 @@ func (s *Server) handleBootArtifact(ctx *fasthttp.RequestCtx) {
 	case artifact == "ins-file" && arch == "s390x":
 		isoPath, filename = customize.PathGenericIns, "generic.ins"
 	default:
-		ctx.Error("Failed to parse artifact: malformed download path: "+redactPath(string(ctx.Path())), fasthttp.StatusNotFound)
+		httpError(ctx, "Failed to parse artifact: malformed download path: "+redactPath(string(ctx.Path())), fasthttp.StatusNotFound)
 		end(fasthttp.StatusNotFound, 0)
 		return
 	}
@@ -56,7 +56,7 @@ func (s *Server) handleBootArtifact(ctx *fasthttp.RequestCtx) {
 	}
 	plan, err := customize.Artifact(base.Layout, base.Digest.String(), isoPath)
 	if err != nil {
-		ctx.Error("Error creating file reader stream: "+err.Error(), fasthttp.StatusInternalServerError)
+		httpError(ctx, "Error creating file reader stream: "+err.Error(), fasthttp.StatusInternalServerError)
 		end(fasthttp.StatusInternalServerError, 0)
 		return
 	}

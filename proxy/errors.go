@@ -48,6 +48,19 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error, passthroughBody strin
 		ctx.SetStatusCode(code)
 		return code
 	}
-	ctx.Error(msg, code)
+	httpError(ctx, msg, code)
 	return code
+}
+
+// httpError answers with a plain-text error body as Go's http.Error does
+// (text/plain, nosniff, message and newline). Unlike fasthttp's ctx.Error
+// it keeps headers already set (CORS, Retry-After, Content-Range).
+func httpError(ctx *fasthttp.RequestCtx, msg string, code int) {
+	ctx.SetStatusCode(code)
+	ctx.Response.Header.Set(fasthttp.HeaderContentType, "text/plain; charset=utf-8")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.Response.Header.Del(fasthttp.HeaderContentDisposition)
+	ctx.Response.Header.Del(fasthttp.HeaderETag)
+	ctx.Response.Header.Del(fasthttp.HeaderLastModified)
+	ctx.SetBodyString(msg + "\n")
 }

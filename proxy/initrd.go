@@ -19,7 +19,7 @@ type initrdRequest struct {
 func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, end func(int, int64)) (initrdRequest, Base, bool) {
 	req := initrdRequest{imageID: userValue(ctx, "image_id")}
 	if !isUUID(req.imageID) {
-		ctx.Error("404 page not found", fasthttp.StatusNotFound)
+		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 		end(fasthttp.StatusNotFound, 0)
 		return req, Base{}, false
 	}
@@ -33,13 +33,13 @@ func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, 
 		req.arch = forceArch
 	}
 	if req.version == "" {
-		ctx.Error("'version' parameter required for initrd download", fasthttp.StatusBadRequest)
+		httpError(ctx, "'version' parameter required for initrd download", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
 		return req, Base{}, false
 	}
 	base, configured, err := s.bases.Base(req.version, req.arch, typeFull)
 	if !configured {
-		ctx.Error("version for "+req.version+" "+req.arch+", not found ", fasthttp.StatusBadRequest)
+		httpError(ctx, "version for "+req.version+" "+req.arch+", not found ", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
 		return req, Base{}, false
 	}
@@ -50,20 +50,27 @@ func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, 
 	return req, base, true
 }
 
-// initrdPlan fetches the InfraEnv's ignition and ramdisk and returns the
-// PXE initrd plan (§E.4).
-func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, req initrdRequest, base Base) (customize.Plan, string, error) {
+// initrdPlan returns the PXE initrd of a request (§E.4), from the snapshot
+// of the download it continues or fetched afresh.
+func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdRequest, base Base) (*built, error) {
 	cred := credential(ctx, "", "")
-	snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, "", cred, true, false)
-	if err != nil {
-		return customize.Plan{}, "", err
-	}
-	archive, err := customize.IgnitionArchive(snap.Ignition.Data)
-	if err != nil {
-		return customize.Plan{}, "", err
-	}
-	plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, snap.Ramdisk)
-	return plan, snap.Ignition.LastModified, err
+	key := snapshotKey(kind, req.imageID, base.Digest, cred)
+	continuing := continuesDownload(ctx.Request.Header.Peek(fasthttp.HeaderRange))
+	return s.snaps.get(key, continuing, func() (*built, error) {
+		snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, "", cred, true, false)
+		if err != nil {
+			return nil, err
+		}
+		archive, err := customize.IgnitionArchive(snap.Ignition.Data)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, snap.Ramdisk)
+		if err != nil {
+			return nil, err
+		}
+		return newBuilt(plan, snap.Ignition.LastModified), nil
+	})
 }
 
 // handleInitrd serves /images/{image_id}/pxe-initrd.
@@ -78,15 +85,15 @@ func (s *Server) handleInitrd(ctx *fasthttp.RequestCtx) {
 		end(s.busy(ctx), 0)
 		return
 	}
-	plan, lm, err := s.initrdPlan(ctx, req, base)
+	b, err := s.initrdPlan(ctx, "pxe-initrd", req, base)
 	if err != nil {
 		release()
 		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
 		return
 	}
 	s.servePlan(ctx, response{
-		plan: plan, base: base.Digest, filename: req.imageID + "-initrd.img",
-		contentType: "application/octet-stream", modTime: lastModified(lm),
+		plan: b.plan, etag: b.etag, base: base.Digest, filename: req.imageID + "-initrd.img",
+		contentType: "application/octet-stream", modTime: b.modTime,
 		release: release, end: end,
 	})
 }
@@ -104,22 +111,22 @@ func (s *Server) handleAddrsize(ctx *fasthttp.RequestCtx) {
 		end(s.busy(ctx), 0)
 		return
 	}
-	plan, lm, err := s.initrdPlan(ctx, req, base)
+	ib, err := s.initrdPlan(ctx, "pxe-initrd", req, base)
 	if err != nil {
 		release()
 		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
 		return
 	}
-	b, err := base.Layout.Addrsize(plan.Size)
+	b, err := base.Layout.Addrsize(ib.plan.Size)
 	if err != nil {
 		release()
-		ctx.Error("Failed to get initrd.addrsize: "+err.Error(), fasthttp.StatusInternalServerError)
+		httpError(ctx, "Failed to get initrd.addrsize: "+err.Error(), fasthttp.StatusInternalServerError)
 		end(fasthttp.StatusInternalServerError, 0)
 		return
 	}
 	s.servePlan(ctx, response{
 		plan: customize.NewPlan("", customize.Patch(b)), filename: req.imageID + "-initrd.addrsize",
-		contentType: "application/octet-stream", modTime: lastModified(lm),
+		contentType: "application/octet-stream", modTime: ib.modTime,
 		release: release, end: end,
 	})
 }

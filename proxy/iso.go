@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -39,7 +40,7 @@ func (s *Server) handleShortISO(route string) fasthttp.RequestHandler {
 		case routeByID:
 			req.imageID = userValue(ctx, "image_id")
 			if !isUUID(req.imageID) {
-				ctx.Error("404 page not found", fasthttp.StatusNotFound)
+				httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 				end(fasthttp.StatusNotFound, 0)
 				return
 			}
@@ -47,7 +48,7 @@ func (s *Server) handleShortISO(route string) fasthttp.RequestHandler {
 			tok := userValue(ctx, "token")
 			id, err := imageIDFromJWT(tok)
 			if err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusNotFound)
+				httpError(ctx, err.Error(), fasthttp.StatusNotFound)
 				end(fasthttp.StatusNotFound, 0)
 				return
 			}
@@ -61,7 +62,7 @@ func (s *Server) handleShortISO(route string) fasthttp.RequestHandler {
 		name := userValue(ctx, "filename")
 		t, ok := isoFileNames[name]
 		if !ok {
-			ctx.Error("unrecognized file name "+name, fasthttp.StatusNotFound)
+			httpError(ctx, "unrecognized file name "+name, fasthttp.StatusNotFound)
 			end(fasthttp.StatusNotFound, 0)
 			return
 		}
@@ -76,7 +77,7 @@ func (s *Server) handleLongISO(ctx *fasthttp.RequestCtx) {
 	end := s.metrics.start(routeLongISO, string(ctx.Method()))
 	req := isoRequest{imageID: userValue(ctx, "image_id")}
 	if !isUUID(req.imageID) {
-		ctx.Error("404 page not found", fasthttp.StatusNotFound)
+		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 		end(fasthttp.StatusNotFound, 0)
 		return
 	}
@@ -89,15 +90,15 @@ func (s *Server) handleLongISO(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case req.version == "":
-		ctx.Error("'version' parameter required", fasthttp.StatusBadRequest)
+		httpError(ctx, "'version' parameter required", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
 		return
 	case req.imageType == "":
-		ctx.Error("'type' parameter required", fasthttp.StatusBadRequest)
+		httpError(ctx, "'type' parameter required", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
 		return
 	case req.imageType != typeFull && req.imageType != typeMinimal && req.imageType != typeDisconnected:
-		ctx.Error("invalid value '"+req.imageType+"' for parameter 'type'", fasthttp.StatusBadRequest)
+		httpError(ctx, "invalid value '"+req.imageType+"' for parameter 'type'", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
 		return
 	}
@@ -110,7 +111,7 @@ func (s *Server) handleLongISO(ctx *fasthttp.RequestCtx) {
 func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int, int64)) {
 	base, configured, err := s.bases.Base(req.version, req.arch, req.imageType)
 	if !configured {
-		ctx.Error("404 page not found", fasthttp.StatusNotFound)
+		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 		end(fasthttp.StatusNotFound, 0)
 		return
 	}
@@ -123,27 +124,16 @@ func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int
 		end(s.busy(ctx), 0)
 		return
 	}
-	snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, req.imageType, req.cred, req.imageType == typeMinimal, true)
+	key := snapshotKey(req.imageType, req.imageID, base.Digest, req.cred)
+	continuing := continuesDownload(ctx.Request.Header.Peek(fasthttp.HeaderRange))
+	b, err := s.snaps.get(key, continuing, func() (*built, error) { return s.buildISO(req, base) })
 	if err != nil {
 		release()
-		end(s.fail(ctx, err, ""), 0)
-		return
-	}
-	if snap.Kargs != nil && req.arch == "s390x" {
-		release()
-		ctx.Error("kargs cannot be modified in s390x architecture ISOs", fasthttp.StatusBadRequest)
-		end(fasthttp.StatusBadRequest, 0)
-		return
-	}
-	archive, err := customize.IgnitionArchive(snap.Ignition.Data)
-	if err != nil {
-		release()
-		end(s.fail(ctx, err, ""), 0)
-		return
-	}
-	plan, err := customize.ISO(base.Layout, base.Digest.String(), customize.Overlay{Ignition: archive, Kargs: snap.Kargs, Ramdisk: snap.Ramdisk})
-	if err != nil {
-		release()
+		if errors.Is(err, errS390xKargs) {
+			httpError(ctx, err.Error(), fasthttp.StatusBadRequest)
+			end(fasthttp.StatusBadRequest, 0)
+			return
+		}
 		end(s.fail(ctx, err, ""), 0)
 		return
 	}
@@ -152,11 +142,33 @@ func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int
 		filename = "agent-ove." + req.arch + ".iso"
 	}
 	s.servePlan(ctx, response{
-		plan: plan, base: base.Digest, filename: filename,
-		contentType: "application/octet-stream",
-		modTime:     lastModified(snap.Ignition.LastModified),
-		release:     release, end: end,
+		plan: b.plan, etag: b.etag, base: base.Digest, filename: filename,
+		contentType: "application/octet-stream", modTime: b.modTime,
+		release: release, end: end,
 	})
+}
+
+var errS390xKargs = errors.New("kargs cannot be modified in s390x architecture ISOs")
+
+// buildISO asks assisted-service for the InfraEnv's ignition, kernel
+// arguments and (minimal ISO) ramdisk, and builds the ISO's plan.
+func (s *Server) buildISO(req isoRequest, base Base) (*built, error) {
+	snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, req.imageType, req.cred, req.imageType == typeMinimal, true)
+	if err != nil {
+		return nil, err
+	}
+	if snap.Kargs != nil && req.arch == "s390x" {
+		return nil, errS390xKargs
+	}
+	archive, err := customize.IgnitionArchive(snap.Ignition.Data)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := customize.ISO(base.Layout, base.Digest.String(), customize.Overlay{Ignition: archive, Kargs: snap.Kargs, Ramdisk: snap.Ramdisk})
+	if err != nil {
+		return nil, err
+	}
+	return newBuilt(plan, snap.Ignition.LastModified), nil
 }
 
 // lastModified parses assisted-service's Last-Modified; like the original,
@@ -171,6 +183,6 @@ func lastModified(v string) time.Time {
 // busy answers a request that found no free slot.
 func (s *Server) busy(ctx *fasthttp.RequestCtx) int {
 	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, retryAfter)
-	ctx.Error("too many concurrent requests", fasthttp.StatusServiceUnavailable)
+	httpError(ctx, "too many concurrent requests", fasthttp.StatusServiceUnavailable)
 	return fasthttp.StatusServiceUnavailable
 }

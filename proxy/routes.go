@@ -36,10 +36,10 @@ func (s *Server) routes() *router.Router {
 	r.ANY("/live", func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusOK) })
 	r.GET("/metrics", s.handleMetrics)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		ctx.Error("404 page not found", fasthttp.StatusNotFound)
+		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		ctx.Error("405 method not allowed", fasthttp.StatusMethodNotAllowed)
+		httpError(ctx, "405 method not allowed", fasthttp.StatusMethodNotAllowed)
 	}
 	return r
 }

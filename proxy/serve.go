@@ -14,6 +14,7 @@ import (
 // response describes how to send a plan.
 type response struct {
 	plan        customize.Plan
+	etag        string       // the plan's ETag; computed when empty
 	base        cache.Digest // file the plan's base segments read
 	filename    string       // Content-Disposition file name
 	contentType string
@@ -35,7 +36,10 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		}
 	}
 	h := &ctx.Response.Header
-	etag := r.plan.ETag()
+	etag := r.etag
+	if etag == "" {
+		etag = r.plan.ETag()
+	}
 	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
 	h.Set(fasthttp.HeaderETag, etag)
 	if !r.modTime.IsZero() {
@@ -55,7 +59,7 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		switch {
 		case err == errNoOverlap:
 			h.Set(fasthttp.HeaderContentRange, "bytes */"+strconv.FormatInt(r.plan.Size, 10))
-			ctx.Error("416 requested range not satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
+			httpError(ctx, "416 requested range not satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
 			finish(fasthttp.StatusRequestedRangeNotSatisfiable, 0)
 			return
 		case err == nil && len(ranges) == 1:
@@ -93,7 +97,7 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		if err != nil {
 			s.log.Error("open base image", zap.String("digest", r.base.String()), errField(err))
 			h.Del(fasthttp.HeaderContentRange)
-			ctx.Error("internal error", fasthttp.StatusInternalServerError)
+			httpError(ctx, "internal error", fasthttp.StatusInternalServerError)
 			finish(fasthttp.StatusInternalServerError, 0)
 			return
 		}

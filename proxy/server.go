@@ -32,6 +32,7 @@ type Server struct {
 	set     *metrics.Set
 	metrics *serverMetrics
 	limit   *limiter
+	snaps   *snapshots
 	router  *router.Router
 }
 
@@ -53,6 +54,11 @@ func New(o Options) *Server {
 		metrics: newServerMetrics(o.Metrics),
 		limit:   newLimiter(o.Config.MaxConcurrentRequests, o.Config.RequestWait),
 	}
+	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL)
+	if err != nil {
+		panic("proxy: snapshot cache: " + err.Error()) // only a programming error gets here
+	}
+	s.snaps = snaps
 	s.set.GetOrCreateGauge("isoedge_image_streams_active", func() float64 { return float64(s.limit.inUse()) })
 	s.router = s.routes()
 	return s
@@ -74,7 +80,7 @@ func (s *Server) Handler(plainHTTP bool) fasthttp.RequestHandler {
 	}
 	return func(ctx *fasthttp.RequestCtx) {
 		if isImageRoute(ctx.Path()) && !hasSuffix(ctx.Path(), "/pxe-initrd") {
-			ctx.Error("404 page not found", fasthttp.StatusNotFound)
+			httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 			return
 		}
 		h(ctx)

@@ -1,0 +1,501 @@
+package customize
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+)
+
+// MinimalOptions configure a minimal ISO template.
+type MinimalOptions struct {
+	// RootfsURL is the coreos.live.rootfs_url value. Required; it must not
+	// contain '$', '\\', whitespace or quotes.
+	RootfsURL string
+	// Arch is x86_64, aarch64 (or arm64) or ppc64le. s390x has no minimal
+	// ISO (ErrNoMinimal).
+	Arch string
+	// Nmstate is an optional (gzip'd cpio) archive added as
+	// images/nmstate.img (mode 0755) and appended to the initrd lists.
+	Nmstate []byte
+	// WorkDir is a scratch directory (DATA_TEMP_DIR); everything created
+	// inside it is removed before BuildMinimal returns. Empty means
+	// os.TempDir().
+	WorkDir string
+}
+
+// ErrNoMinimal is returned for architectures without a minimal ISO.
+var ErrNoMinimal = errors.New("customize: no minimal ISO for this architecture")
+
+// Paths used by the minimal ISO template.
+const (
+	PathNmstateImg   = "images/nmstate.img"
+	minimalCustomLen = 1 << 20 // size of images/assisted_installer_custom.img
+
+	minimalBootCat   = "isolinux/boot.cat"
+	minimalIsolinux  = "isolinux/isolinux.bin"
+	minimalIsoCfg    = "isolinux/isolinux.cfg"
+	minimalEfiboot   = "images/efiboot.img"
+	minimalCatalog   = "boot.catalog"
+	minimalMaxTree   = 16
+	minimalMaxFiles  = 4096
+	minimalSizeSlack = 8 << 20
+)
+
+// minimalGrubPaths are searched, in order, for the grub.cfg to edit.
+var minimalGrubPaths = []string{"EFI/redhat/grub.cfg", "EFI/fedora/grub.cfg", "boot/grub/grub.cfg", "EFI/centos/grub.cfg"}
+
+// MinimalRootfsURL returns "<base>/boot-artifacts/rootfs?arch=<arch>&version=<version>"
+// for the IMAGE_SERVICE_BASE_URL base: its scheme, host and path are kept;
+// user info, query and fragment of base are dropped; query keys are sorted.
+// An empty base gives a relative URL, as assisted-image-service does.
+func MinimalRootfsURL(baseURL, arch, version string) (string, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", fmt.Errorf("customize: image service base URL: %w", err)
+	}
+	out := url.URL{
+		Scheme: u.Scheme,
+		Host:   u.Host,
+		Path:   strings.TrimSuffix(u.Path, "/") + "/boot-artifacts/rootfs",
+	}
+	if u.RawPath != "" {
+		out.RawPath = strings.TrimSuffix(u.RawPath, "/") + "/boot-artifacts/rootfs"
+	}
+	q := url.Values{}
+	q.Set("arch", arch)
+	q.Set("version", version)
+	out.RawQuery = q.Encode()
+	return out.String(), nil
+}
+
+// minimalArch normalises an architecture name.
+func minimalArch(a string) (string, error) {
+	switch a {
+	case "x86_64", "amd64":
+		return "x86_64", nil
+	case "aarch64", "arm64":
+		return "aarch64", nil
+	case "ppc64le":
+		return "ppc64le", nil
+	case "s390x":
+		return "", ErrNoMinimal
+	}
+	return "", fmt.Errorf("%w: %q", ErrNoMinimal, a)
+}
+
+func checkRootfsURL(u string) error {
+	if u == "" {
+		return errors.New("customize: minimal ISO: rootfs URL is required")
+	}
+	if i := strings.IndexFunc(u, func(r rune) bool {
+		return r == '$' || r == '\\' || r == '"' || r == '\'' || r == '`' || r <= ' ' || r == 0x7f
+	}); i >= 0 {
+		return fmt.Errorf("customize: minimal ISO: rootfs URL contains invalid character %q", u[i])
+	}
+	return nil
+}
+
+// BuildMinimal writes the minimal ISO template of the full ISO full to
+// outPath, atomically (temporary file in outPath's directory, fsync,
+// rename). The template is the full ISO without images/pxeboot/rootfs.img,
+// with a zeroed 1 MiB images/assisted_installer_custom.img (and optionally
+// images/nmstate.img) added to the initrd lists of grub.cfg and
+// isolinux.cfg, coreos.liveiso= replaced by a quoted coreos.live.rootfs_url=
+// and coreos/kargs.json updated to match. It is mastered with go-diskfs
+// (Rock Ridge, level-1 short names, the full ISO's volume id, El Torito
+// entries as the full ISO's boot files allow).
+func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error) {
+	arch, err := minimalArch(opt.Arch)
+	if err != nil {
+		return err
+	}
+	if err := checkRootfsURL(opt.RootfsURL); err != nil {
+		return err
+	}
+	workDir := opt.WorkDir
+	if workDir == "" {
+		workDir = os.TempDir()
+	}
+	st, err := full.Stat()
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	var vid [32]byte
+	if _, err := full.ReadAt(vid[:], volumeIDOffset); err != nil {
+		return fmt.Errorf("%w: read volume id: %v", ErrBadImage, err)
+	}
+	volumeID := strings.TrimRight(string(vid[:]), " \x00")
+
+	// The extracted tree is the go-diskfs workspace: Finalize reads it
+	// from there (and removes it); the deferred RemoveAll covers errors.
+	tree, err := os.MkdirTemp(workDir, "minimal-")
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	defer os.RemoveAll(tree)
+
+	if err := minimalExtract(full, st.Size(), tree); err != nil {
+		return err
+	}
+	if err := minimalCustomize(tree, arch, opt); err != nil {
+		return err
+	}
+	et, err := minimalElTorito(tree)
+	if err != nil {
+		return err
+	}
+
+	var size int64 = minimalSizeSlack
+	if err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		size += sectorSize // directory record space, generously
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			size += (info.Size() + sectorSize - 1) / sectorSize * sectorSize
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Truncate(size); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	fsys, err := iso9660.Create(file.New(tmp, false), size, 0, sectorSize, tree)
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: create filesystem: %w", err)
+	}
+	err = fsys.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: volumeID, ElTorito: et})
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: finalize: %w", err)
+	}
+	if err = minimalTrim(tmp, size); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	if err = os.Rename(tmp.Name(), outPath); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	if d, derr := os.Open(filepath.Dir(outPath)); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// minimalTrim truncates f to the volume space size in its PVD.
+func minimalTrim(f *os.File, size int64) error {
+	var pvd [sectorSize]byte
+	if _, err := f.ReadAt(pvd[:], 16*sectorSize); err != nil {
+		return fmt.Errorf("customize: minimal ISO: read PVD: %w", err)
+	}
+	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return errors.New("customize: minimal ISO: no primary volume descriptor after finalize")
+	}
+	blocks := int64(binary.LittleEndian.Uint32(pvd[80:84]))
+	if blocks < 18 || blocks*sectorSize > size {
+		return fmt.Errorf("customize: minimal ISO: implausible volume size of %d blocks", blocks)
+	}
+	if err := f.Truncate(blocks * sectorSize); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	return nil
+}
+
+// minimalExtract copies every directory and file of the ISO except
+// images/pxeboot/rootfs.img into dir.
+func minimalExtract(full *os.File, size int64, dir string) (err error) {
+	// go-diskfs can panic on malformed directory records.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: read ISO 9660: %v", ErrBadImage, r)
+		}
+	}()
+	fsys, err := iso9660.Read(file.New(full, true), size, 0, sectorSize)
+	if err != nil {
+		return fmt.Errorf("%w: read ISO 9660: %v", ErrBadImage, err)
+	}
+	files := 0
+	var walk func(isoDir, dst string, depth int) error
+	walk = func(isoDir, dst string, depth int) error {
+		if depth > minimalMaxTree {
+			return fmt.Errorf("%w: directory tree deeper than %d", ErrBadImage, minimalMaxTree)
+		}
+		entries, err := fsys.ReadDir(isoDir)
+		if err != nil {
+			return fmt.Errorf("%w: read directory %s: %v", ErrBadImage, isoDir, err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+				continue
+			}
+			if files++; files > minimalMaxFiles {
+				return fmt.Errorf("%w: more than %d files", ErrBadImage, minimalMaxFiles)
+			}
+			p := path.Join(isoDir, name)
+			rel := strings.TrimPrefix(p, "./")
+			target := filepath.Join(dst, name)
+			info, err := e.Info()
+			if err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrBadImage, rel, err)
+			}
+			perm := info.Mode().Perm()
+			switch {
+			case e.IsDir():
+				if perm&0o700 != 0o700 {
+					perm |= 0o700 // we must be able to write into it
+				}
+				if err := os.Mkdir(target, perm); err != nil {
+					return fmt.Errorf("customize: minimal ISO: %w", err)
+				}
+				if err := walk(p, target, depth+1); err != nil {
+					return err
+				}
+			case info.Mode()&fs.ModeSymlink != 0:
+				st, ok := info.Sys().(*iso9660.StatT)
+				if !ok || st.LinkTarget == "" {
+					return fmt.Errorf("%w: %s: unreadable symbolic link", ErrBadImage, rel)
+				}
+				if err := os.Symlink(st.LinkTarget, target); err != nil {
+					return fmt.Errorf("customize: minimal ISO: %w", err)
+				}
+			case rel == PathRootfs:
+				// dropped from the minimal ISO; not worth copying
+			default:
+				st, ok := info.Sys().(*iso9660.StatT)
+				if !ok {
+					return fmt.Errorf("%w: %s: no ISO 9660 metadata", ErrBadImage, rel)
+				}
+				off := (int64(st.Location) + int64(st.ExtAttrSize)) * sectorSize
+				if off < 0 || info.Size() < 0 || off+info.Size() > size {
+					return fmt.Errorf("%w: %s extends past the end of the image", ErrBadImage, rel)
+				}
+				if perm == 0 {
+					perm = 0o644
+				}
+				if err := minimalCopy(target, io.NewSectionReader(full, off, info.Size()), perm|0o200); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(".", dir, 0)
+}
+
+func minimalCopy(dst string, r io.Reader, perm fs.FileMode) error {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("customize: minimal ISO: extract %s: %w", filepath.Base(dst), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	return nil
+}
+
+// minimalCustomize applies the minimal-ISO changes to the extracted tree.
+func minimalCustomize(tree, arch string, opt MinimalOptions) error {
+	local := func(p string) string { return filepath.Join(tree, filepath.FromSlash(p)) }
+	if err := os.Remove(local(PathRootfs)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	if err := os.MkdirAll(local("images"), 0o755); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	if err := minimalWriteFile(local(PathCustomRamdisk), nil, minimalCustomLen, 0o644); err != nil {
+		return err
+	}
+	initrds := []string{"/" + PathCustomRamdisk}
+	if opt.Nmstate != nil {
+		if err := minimalWriteFile(local(PathNmstateImg), opt.Nmstate, int64(len(opt.Nmstate)), 0o755); err != nil {
+			return err
+		}
+		initrds = append(initrds, "/"+PathNmstateImg)
+	}
+
+	rootfsArg := `coreos.live.rootfs_url="` + opt.RootfsURL + `"`
+	edits := map[string][]textEdit{} // ISO path → edits made, for kargs.json offsets
+
+	grubPath := ""
+	for _, p := range minimalGrubPaths {
+		if fi, err := os.Stat(local(p)); err == nil && fi.Mode().IsRegular() {
+			grubPath = p
+			break
+		}
+	}
+	if grubPath == "" {
+		return fmt.Errorf("customize: minimal ISO: no grub.cfg found, possible paths are %v", minimalGrubPaths)
+	}
+	if err := minimalEditFile(local(grubPath), func(b []byte) ([]textEdit, error) {
+		return grubEdits(b, rootfsArg, initrds)
+	}, func(e []textEdit) { edits[grubPath] = e }); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %s: %w", grubPath, err)
+	}
+	if arch != "ppc64le" {
+		if fi, err := os.Stat(local(minimalIsoCfg)); err == nil && fi.Mode().IsRegular() {
+			if err := minimalEditFile(local(minimalIsoCfg), func(b []byte) ([]textEdit, error) {
+				return isolinuxEdits(b, rootfsArg, initrds)
+			}, func(e []textEdit) { edits[minimalIsoCfg] = e }); err != nil {
+				return fmt.Errorf("customize: minimal ISO: %s: %w", minimalIsoCfg, err)
+			}
+		}
+	}
+
+	kj := local(PathKargsJSON)
+	b, err := os.ReadFile(kj)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	out, err := updateKargsJSON(b, rootfsArg, edits)
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %s: %w", PathKargsJSON, err)
+	}
+	return minimalReplace(kj, out)
+}
+
+// minimalWriteFile creates p with data, extended with zeros to size.
+func minimalWriteFile(p string, data []byte, size int64, perm fs.FileMode) error {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Truncate(size)
+	}
+	if err == nil {
+		err = f.Chmod(perm) // not subject to the umask
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
+	return nil
+}
+
+// minimalEditFile applies the edits computed by plan to the file at p and
+// reports them to done.
+func minimalEditFile(p string, plan func([]byte) ([]textEdit, error), done func([]textEdit)) error {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	edits, err := plan(b)
+	if err != nil {
+		return err
+	}
+	if err := minimalReplace(p, applyEdits(b, edits)); err != nil {
+		return err
+	}
+	done(edits)
+	return nil
+}
+
+// minimalReplace rewrites the content of an existing file, keeping its mode.
+func minimalReplace(p string, b []byte) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p, b, fi.Mode().Perm())
+}
+
+// El Torito load sizes count 512-byte sectors.
+const (
+	biosLoadSize    = 4
+	maxEFILoadSize  = 0xffff
+	sectorsPerBlock = sectorSize / 512
+)
+
+// minimalElTorito chooses the boot entries from the boot files present.
+func minimalElTorito(tree string) (*iso9660.ElTorito, error) {
+	stat := func(p string) (fs.FileInfo, bool) {
+		fi, err := os.Lstat(filepath.Join(tree, filepath.FromSlash(p)))
+		return fi, err == nil && fi.Mode().IsRegular()
+	}
+	_, haveCat := stat(minimalBootCat)
+	_, haveBIOS := stat(minimalIsolinux)
+	efi, haveEFI := stat(minimalEfiboot)
+	efiEntry := func() *iso9660.ElToritoEntry {
+		e := &iso9660.ElToritoEntry{Platform: iso9660.EFI, Emulation: iso9660.NoEmulation, BootFile: minimalEfiboot}
+		e.SetLoadSize(efiLoadSize(efi.Size()))
+		return e
+	}
+	switch {
+	case haveCat && haveBIOS && haveEFI:
+		// The full ISO's catalog describes the full ISO's sectors; go-diskfs
+		// writes the new one at the same path. Without removing the old
+		// file the directory would hold two entries named boot.cat.
+		if err := os.Remove(filepath.Join(tree, filepath.FromSlash(minimalBootCat))); err != nil {
+			return nil, fmt.Errorf("customize: minimal ISO: %w", err)
+		}
+		bios := &iso9660.ElToritoEntry{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation, BootFile: minimalIsolinux, BootTable: true}
+		bios.SetLoadSize(biosLoadSize)
+		return &iso9660.ElTorito{BootCatalog: minimalBootCat, Entries: []*iso9660.ElToritoEntry{bios, efiEntry()}}, nil
+	case haveEFI:
+		if _, ok := stat(minimalCatalog); !ok {
+			return nil, errors.New("customize: minimal ISO: missing boot.catalog file")
+		}
+		// The catalog is written hidden; the stale copy from the full ISO
+		// would point at the full ISO's sectors.
+		if err := os.Remove(filepath.Join(tree, minimalCatalog)); err != nil {
+			return nil, fmt.Errorf("customize: minimal ISO: %w", err)
+		}
+		return &iso9660.ElTorito{BootCatalog: minimalCatalog, HideBootCatalog: true, Entries: []*iso9660.ElToritoEntry{efiEntry()}}, nil
+	}
+	return nil, nil
+}
+
+// efiLoadSize is the El Torito load size of an EFI image of n bytes: its
+// 2048-byte blocks counted in 512-byte sectors, clamped to 65535.
+func efiLoadSize(n int64) uint16 {
+	s := (n + sectorSize - 1) / sectorSize * sectorsPerBlock
+	if s > maxEFILoadSize {
+		return maxEFILoadSize
+	}
+	return uint16(s)
+}

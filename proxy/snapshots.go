@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/customize"
+	"github.com/isoedge/isoedge/upstream"
+	"golang.org/x/sync/singleflight"
+)
+
+// built is a customized image ready to serve: the plan and the headers
+// derived from it, computed once per download.
+type built struct {
+	plan    customize.Plan
+	etag    string
+	modTime time.Time
+}
+
+func newBuilt(p customize.Plan, lastMod string) *built {
+	return &built{plan: p, etag: p.ETag(), modTime: lastModified(lastMod)}
+}
+
+// cost is the memory a built plan holds: its patches.
+func (b *built) cost() int64 {
+	n := int64(64)
+	for _, s := range b.plan.Segs {
+		if s.Kind == customize.FromData {
+			n += int64(len(s.Data))
+		}
+	}
+	return n
+}
+
+// snapshots keeps the plan of each download for the Range requests that
+// continue it. A download's first request (no Range, or a Range from byte
+// 0) always asks assisted-service afresh, so a new download sees the
+// InfraEnv's current state; the requests that continue it (a BMC mounting
+// an ISO sends thousands) reuse that answer. Concurrent identical fetches
+// share one set of upstream calls; a failure is shared, never cached.
+type snapshots struct {
+	hot   *cache.Hot[*built]
+	ttl   time.Duration
+	group singleflight.Group
+}
+
+func newSnapshots(ttl time.Duration) (*snapshots, error) {
+	hot, err := cache.NewHot[*built](256 << 20)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshots{hot: hot, ttl: ttl}, nil
+}
+
+// snapshotKey names everything that changes a built image: the route kind,
+// the image, the base image it is built on, and the credential. The
+// credential is represented by its kind and a SHA-256 fingerprint, so a
+// cached answer is only ever reused for the same credential (or for other
+// requests without one), and the key holds no secret.
+func snapshotKey(kind, imageID string, base cache.Digest, cred upstream.Credential) string {
+	var b bytes.Buffer
+	b.Grow(160)
+	b.WriteString(kind)
+	b.WriteByte('|')
+	b.WriteString(imageID)
+	b.WriteByte('|')
+	b.WriteString(base.Hex())
+	b.WriteByte('|')
+	b.WriteString(cred.Kind.String())
+	b.WriteByte('|')
+	b.WriteString(cred.Fingerprint())
+	return b.String()
+}
+
+// get returns the built image for key: from the cache when the request
+// continues a download, else from build (coalesced with identical
+// concurrent builds), caching the result.
+func (s *snapshots) get(key string, continuing bool, build func() (*built, error)) (*built, error) {
+	if continuing && s.ttl > 0 {
+		if b, ok := s.hot.Get(key); ok {
+			s.hot.SetWithTTL(key, b, b.cost(), s.ttl) // refreshed on use
+			return b, nil
+		}
+	}
+	v, err, _ := s.group.Do(key, func() (any, error) {
+		b, err := build()
+		if err == nil && s.ttl > 0 {
+			s.hot.SetWithTTL(key, b, b.cost(), s.ttl)
+		}
+		return b, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*built), nil
+}
+
+// continuesDownload reports whether a Range header asks for bytes after the
+// first: such a request continues a download already started.
+func continuesDownload(rangeHeader []byte) bool {
+	const prefix = "bytes="
+	if !bytes.HasPrefix(rangeHeader, []byte(prefix)) {
+		return false
+	}
+	spec := bytes.TrimLeft(rangeHeader[len(prefix):], " ")
+	if len(spec) == 0 {
+		return false
+	}
+	if spec[0] == '-' {
+		return true // suffix range
+	}
+	i := 0
+	for i < len(spec) && spec[i] == '0' {
+		i++
+	}
+	return i < len(spec) && spec[i] >= '1' && spec[i] <= '9'
+}
