@@ -129,12 +129,13 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	pop := upstream.NewPopulator(upstream.PopulatorConfig{
 		Images: cfg.OSImages, Store: store, Index: index, Fetcher: fetcher,
 		Inspect:     inspector(cfg),
+		Derive:      minimalDeriver(cfg, store, index, log),
 		BuildSample: customize.BuildSampleISO,
 		TempDir:     cfg.DataTempDir,
 		Log:         log,
 		Metrics:     set,
 	})
-	catalog, err := proxy.NewCatalog(pop, index)
+	catalog, err := proxy.NewCatalog(pop, index, cfg.ImageServiceBaseURL)
 	if err != nil {
 		return nil, err
 	}

@@ -91,12 +91,19 @@ var kargMarker = regexp.MustCompile(`(\n#*)# COREOS_KARG_EMBED_AREA`)
 
 // ParseLayout reads an ISO's directory and embed-area metadata. It reads
 // only metadata and a few small files, never the large ones.
-func ParseLayout(f *os.File) (*Layout, error) {
+func ParseLayout(f *os.File) (l *Layout, err error) {
+	// go-diskfs trusts on-disk lengths; a corrupt image must be an error,
+	// not a crash of the service.
+	defer func() {
+		if r := recover(); r != nil {
+			l, err = nil, fmt.Errorf("%w: unreadable ISO 9660 metadata: %v", ErrBadImage, r)
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	l := &Layout{Size: st.Size()}
+	l = &Layout{Size: st.Size()}
 	if l.Size < volumeIDOffset+32 {
 		return nil, fmt.Errorf("%w: %d bytes is too small for an ISO", ErrBadImage, l.Size)
 	}

@@ -477,12 +477,10 @@ func minimalElTorito(tree string) (*iso9660.ElTorito, error) {
 		bios.SetLoadSize(biosLoadSize)
 		return &iso9660.ElTorito{BootCatalog: minimalBootCat, Entries: []*iso9660.ElToritoEntry{bios, efiEntry()}}, nil
 	case haveEFI:
-		if _, ok := stat(minimalCatalog); !ok {
-			return nil, errors.New("customize: minimal ISO: missing boot.catalog file")
-		}
-		// The catalog is written hidden; the stale copy from the full ISO
-		// would point at the full ISO's sectors.
-		if err := os.Remove(filepath.Join(tree, minimalCatalog)); err != nil {
+		// A new catalog is written, hidden; a stale copy from the full ISO
+		// would point at the full ISO's sectors. Unlike the original, a full
+		// ISO without a root boot.catalog is no error: nothing reads it.
+		if err := os.Remove(filepath.Join(tree, minimalCatalog)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("customize: minimal ISO: %w", err)
 		}
 		return &iso9660.ElTorito{BootCatalog: minimalCatalog, HideBootCatalog: true, Entries: []*iso9660.ElToritoEntry{efiEntry()}}, nil

@@ -16,15 +16,16 @@ type Catalog struct {
 	pop     *upstream.Populator
 	index   *cache.Index
 	layouts *cache.Hot[*customize.Layout]
+	baseURL string // IMAGE_SERVICE_BASE_URL: part of a minimal template's identity
 }
 
 // NewCatalog returns a Catalog.
-func NewCatalog(pop *upstream.Populator, index *cache.Index) (*Catalog, error) {
+func NewCatalog(pop *upstream.Populator, index *cache.Index, imageServiceBaseURL string) (*Catalog, error) {
 	hot, err := cache.NewHot[*customize.Layout](1024)
 	if err != nil {
 		return nil, err
 	}
-	return &Catalog{pop: pop, index: index, layouts: hot}, nil
+	return &Catalog{pop: pop, index: index, layouts: hot, baseURL: imageServiceBaseURL}, nil
 }
 
 // Base implements Bases.
@@ -39,11 +40,39 @@ func (c *Catalog) Base(version, arch, imageType string) (Base, bool, error) {
 	if err != nil {
 		return Base{}, true, err
 	}
-	l, err := c.layout(rec.Digest)
+	d := rec.Digest
+	if imageType == typeMinimal {
+		if d, err = c.minimal(rec); err != nil {
+			return Base{}, true, err
+		}
+	}
+	l, err := c.layout(d)
 	if err != nil {
 		return Base{}, true, err
 	}
-	return Base{Digest: rec.Digest, Layout: l, ModTime: rec.FetchedAt}, true, nil
+	return Base{Digest: d, Layout: l, ModTime: rec.FetchedAt}, true, nil
+}
+
+// errNoMinimal is the answer for minimal ISOs of s390x, which has none.
+var errNoMinimal = fmt.Errorf("%w: no minimal ISO for s390x", customize.ErrNoFile)
+
+// minimal returns the minimal ISO template derived from a full ISO.
+func (c *Catalog) minimal(rec cache.BaseRecord) (cache.Digest, error) {
+	if rec.Key.Arch == "s390x" {
+		return cache.Digest{}, errNoMinimal
+	}
+	if c.baseURL == "" {
+		return cache.Digest{}, fmt.Errorf("%w: minimal ISO needs IMAGE_SERVICE_BASE_URL", customize.ErrNoFile)
+	}
+	u, err := customize.MinimalRootfsURL(c.baseURL, rec.Key.Arch, rec.Key.Version)
+	if err != nil {
+		return cache.Digest{}, err
+	}
+	d, err := c.index.Derived(upstream.DerivedMinimal, rec.Digest, u)
+	if errors.Is(err, cache.ErrNotFound) {
+		return cache.Digest{}, fmt.Errorf("%w: minimal ISO template of %s %s is being built", ErrNotReady, rec.Key.Version, rec.Key.Arch)
+	}
+	return d, err
 }
 
 func (c *Catalog) layout(d cache.Digest) (*customize.Layout, error) {

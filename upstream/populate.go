@@ -38,6 +38,10 @@ type PopulatorConfig struct {
 	// and returns the encoded layout stored with it. An error rejects the
 	// download: it is deleted and never served.
 	Inspect func(path string) ([]byte, error)
+	// Derive builds what is derived from a stored image (minimal ISO
+	// templates) once; it is called after the image is ready, also when it
+	// was restored from the index, and must be cheap when nothing is to do.
+	Derive func(ctx context.Context, rec cache.BaseRecord) error
 	// BuildSample writes the built-in sample image (config.SampleURL) to path.
 	BuildSample func(path, workDir string) error
 	TempDir     string
@@ -59,6 +63,7 @@ type imageEntry struct {
 	total    int64
 	rec      cache.BaseRecord
 	attempts int
+	derived  string // outcome of Derive: "", "ok", or the error
 }
 
 // Populator keeps the configured base images stored: it downloads what is
@@ -133,13 +138,21 @@ func baseKey(img config.OSImage) cache.BaseKey {
 func (p *Populator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, p.cfg.Concurrency)
-	var pending []*imageEntry
+	var pending, restored []*imageEntry
 	for _, e := range p.entries {
 		if p.restore(e) {
+			restored = append(restored, e)
 			continue
 		}
 		pending = append(pending, e)
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, e := range restored {
+			p.derive(ctx, e)
+		}
+	}()
 	var first sync.WaitGroup
 	first.Add(len(pending))
 	for _, e := range pending {
@@ -204,6 +217,7 @@ func (p *Populator) keep(ctx context.Context, e *imageEntry, sem chan struct{}, 
 		<-sem
 		if err == nil {
 			markFirst()
+			p.derive(ctx, e)
 			return
 		}
 		if ctx.Err() != nil {
@@ -291,6 +305,24 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 	p.mu.Unlock()
 	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// derive runs the Derive hook for a ready image and records the outcome.
+func (p *Populator) derive(ctx context.Context, e *imageEntry) {
+	if p.cfg.Derive == nil {
+		return
+	}
+	p.mu.RLock()
+	rec := e.rec
+	p.mu.RUnlock()
+	outcome := "ok"
+	if err := p.cfg.Derive(ctx, rec); err != nil {
+		outcome = err.Error()
+		p.log.Error("building derived images failed", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
+	}
+	p.mu.Lock()
+	e.derived = outcome
+	p.mu.Unlock()
 }
 
 // ErrImageNotReady means a configured image is not stored yet.
@@ -385,6 +417,7 @@ type ImageStatus struct {
 	Error            string    `json:"error,omitempty"`
 	RetryAt          time.Time `json:"retry_at,omitzero"`
 	Digest           string    `json:"digest,omitempty"`
+	Derived          string    `json:"derived,omitempty"` // minimal template: "ok" or why it failed
 }
 
 // Health returns the JSON body of /health.
@@ -406,10 +439,13 @@ func (p *Populator) Health() []byte {
 		case StateFailed:
 			s.Error, s.RetryAt = e.err, e.retryAt
 		case StateReady:
-			s.Digest = e.rec.Digest.String()
+			s.Digest, s.Derived = e.rec.Digest.String(), e.derived
 		}
 		out.Images = append(out.Images, s)
 	}
 	b, _ := json.Marshal(out)
 	return b
 }
+
+// DerivedMinimal is the derivation kind of minimal ISO templates.
+const DerivedMinimal = "minimal"
