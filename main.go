@@ -139,7 +139,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := proxy.New(proxy.Options{Config: cfg, Bases: catalog, Source: src, Store: store, Log: log, Metrics: set})
+	srv := proxy.New(proxy.Options{Config: cfg, Bases: catalog, Source: upstream.Metered(src, set), Store: store, Log: log, Metrics: set})
 	ok = true
 	return &app{cfg: cfg, log: log, index: index, pop: pop, srv: srv}, nil
 }
