@@ -13,6 +13,7 @@ import (
 //	└── blobs/
 //	    └── sha256/                       blobsDir
 //	        ├── .tmp-<random>             a blob being written (Writer)
+//	        ├── .partial-<64 hex>         a resumable download, named by its key (Resume)
 //	        ├── 3a/                       fan-out: first two hex characters
 //	        │   └── 3a7bd3e2…<64 hex>     committed blob, mode 0444
 //	        └── ff/
@@ -28,7 +29,19 @@ const (
 	tempPrefix = ".tmp-"
 	// tempPattern is the os.CreateTemp pattern for blobs being written.
 	tempPattern = tempPrefix + "*"
+	// partialPrefix names resumable downloads; they survive restarts.
+	partialPrefix = ".partial-"
 )
+
+// partialPath is the resumable download file of key.
+func partialPath(root string, key Digest) string {
+	return filepath.Join(blobsDir(root), partialPrefix+key.Hex())
+}
+
+// isPartialName reports whether a blobsDir entry is a resumable download.
+func isPartialName(name string) bool {
+	return strings.HasPrefix(name, partialPrefix)
+}
 
 // blobsDir is the directory holding fan-out directories and temp files.
 func blobsDir(root string) string {

@@ -127,6 +127,15 @@ func (s *Store) List() ([]Digest, error) {
 	return out, nil
 }
 
+// PartialMaxAge is how long an untouched resumable download is kept.
+const PartialMaxAge = 7 * 24 * time.Hour
+
+// Resume returns a Writer for the resumable download named key (for
+// example a digest of the source URL). It continues the file an earlier
+// Writer of the same key left behind with Suspend, or after a crash; its
+// Size says how much is there. Commit and Cancel work as for Create.
+func (s *Store) Resume(key Digest) (*Writer, error) { return resumeWriter(s, key) }
+
 // Sweep removes temp files (abandoned writes) last modified more than
 // olderThan ago, and every committed blob for which keep returns false; a
 // nil keep keeps every blob. It returns the number of files removed, and
@@ -135,6 +144,7 @@ func (s *Store) List() ([]Digest, error) {
 // A blob committed but not yet recorded in the index is unreferenced, and
 // so is a temp file of a write in progress if olderThan is small. Run Sweep
 // when no ingest is in flight (at startup), or make keep account for them.
+// Resumable downloads are removed only after PartialMaxAge untouched.
 func (s *Store) Sweep(olderThan time.Duration, keep func(Digest) bool) (int, error) {
 	removed := 0
 	var errs []error
@@ -154,8 +164,10 @@ func (s *Store) Sweep(olderThan time.Duration, keep func(Digest) bool) (int, err
 		return 0, fmt.Errorf("cache: sweep: %w", err)
 	}
 	cutoff := time.Now().Add(-olderThan)
+	partialCutoff := time.Now().Add(-PartialMaxAge)
 	for _, e := range entries {
-		if !isTempName(e.Name()) {
+		partial := isPartialName(e.Name())
+		if !isTempName(e.Name()) && !partial {
 			continue
 		}
 		fi, err := e.Info()
@@ -165,7 +177,7 @@ func (s *Store) Sweep(olderThan time.Duration, keep func(Digest) bool) (int, err
 			}
 			continue
 		}
-		if !fi.ModTime().After(cutoff) {
+		if (!partial && !fi.ModTime().After(cutoff)) || (partial && !fi.ModTime().After(partialCutoff)) {
 			remove(filepath.Join(dir, e.Name()))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,6 +33,61 @@ func newWriter(s *Store) (*Writer, error) {
 		return nil, fmt.Errorf("cache: create: %w", err)
 	}
 	return &Writer{s: s, f: f, path: f.Name(), h: sha256.New()}, nil
+}
+
+// resumeWriter opens (or creates) the resumable download file of key and
+// re-hashes what it already holds, so writing continues where an earlier
+// process stopped.
+func resumeWriter(s *Store, key Digest) (*Writer, error) {
+	p := partialPath(s.root, key)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache: resume: %w", err)
+	}
+	w := &Writer{s: s, f: f, path: p, h: sha256.New()}
+	n, err := io.Copy(w.h, f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cache: resume: %w", err)
+	}
+	w.size = n
+	return w, nil
+}
+
+// Reset discards everything written so far, for a download that must
+// start over (the server cannot resume).
+func (w *Writer) Reset() error {
+	if w.done {
+		return errWriterDone
+	}
+	if err := w.f.Truncate(0); err != nil {
+		return fmt.Errorf("cache: reset: %w", err)
+	}
+	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("cache: reset: %w", err)
+	}
+	w.h.Reset()
+	w.size = 0
+	return nil
+}
+
+// Suspend closes the Writer but keeps what it wrote, so a later Resume
+// with the same key continues from there. After Suspend the Writer is
+// finished; a deferred Cancel does nothing.
+func (w *Writer) Suspend() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	if err != nil {
+		return fmt.Errorf("cache: suspend: %w", err)
+	}
+	return nil
 }
 
 // Write appends p to the blob.

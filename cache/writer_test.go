@@ -214,3 +214,65 @@ func TestCommitExistingBlob(t *testing.T) {
 		t.Errorf("temp files left: %v", tmp)
 	}
 }
+
+func TestResumeSuspendCommit(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := DigestOf([]byte("http://mirror/rhcos.iso"))
+	content := bytes.Repeat([]byte("0123456789abcdef"), 1<<12)
+
+	w, err := s.Resume(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Size() != 0 {
+		t.Fatalf("fresh partial has %d bytes", w.Size())
+	}
+	w.Write(content[:1000])
+	if err := w.Suspend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Cancel(); err != nil { // deferred Cancel after Suspend: no-op
+		t.Fatal(err)
+	}
+	// A new process: Sweep at start keeps the partial, Resume continues it.
+	if _, err := s.Sweep(0, func(Digest) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	w, err = s.Resume(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Size() != 1000 {
+		t.Fatalf("resumed partial has %d bytes, want 1000", w.Size())
+	}
+	w.Write(content[1000:])
+	d, err := w.Commit(context.Background(), int64(len(content)), DigestOf(content))
+	if err != nil {
+		t.Fatalf("commit of resumed download: %v", err)
+	}
+	if d != DigestOf(content) {
+		t.Fatal("resumed blob has the wrong digest")
+	}
+	if w2, _ := s.Resume(key); w2.Size() != 0 {
+		t.Fatal("partial survived its commit")
+	} else {
+		w2.Cancel()
+	}
+
+	// Reset starts over; Cancel removes the partial.
+	w, _ = s.Resume(key)
+	w.Write([]byte("garbage"))
+	if err := w.Reset(); err != nil || w.Size() != 0 {
+		t.Fatalf("Reset: size %d, %v", w.Size(), err)
+	}
+	w.Write(content)
+	if err := w.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if w2, _ := s.Resume(key); w2.Size() != 0 {
+		t.Fatal("cancelled partial survived")
+	}
+}

@@ -82,7 +82,7 @@ func parseRange(h []byte, size int64) ([]byteRange, error) {
 
 // parseDigits parses a non-empty decimal number that fits in an int64.
 func parseDigits(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 || len(b) > 19 {
 		return 0, false
 	}
 	var n int64
@@ -90,7 +90,11 @@ func parseDigits(b []byte) (int64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int64(c-'0')
+		d := int64(c - '0')
+		if n > (1<<63-1-d)/10 {
+			return 0, false // overflows int64
+		}
+		n = n*10 + d
 	}
 	return n, true
 }

@@ -1,0 +1,359 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/customize"
+	"github.com/isoedge/isoedge/upstream"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+const (
+	testID       = "0d5a9f4e-3c1b-4d2a-9e8f-7a6b5c4d3e2f"
+	testIgnition = `{"ignition":{"version":"3.1.0"}}`
+	testUpstream = "Tue, 07 May 2024 10:11:12 GMT" // Last-Modified from the fake assisted-service
+)
+
+var testBaseModTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+
+// Extents of the hand-made base image. Every file has its own bytes, so a
+// body can be compared with the slice of the base it should come from.
+var (
+	extInitrd   = customize.Area{Off: 4096, Len: 1500}
+	extVmlinuz  = customize.Area{Off: 8192, Len: 700}
+	extRootfs   = customize.Area{Off: 10240, Len: 3000}
+	extIns      = customize.Area{Off: 14336, Len: 40}
+	extAddrsize = customize.Area{Off: 16384, Len: 16}
+	extIgnImg   = customize.Area{Off: 18432, Len: 8192}
+	extRamdisk  = customize.Area{Off: 28672, Len: 2048}
+	extGrub     = customize.Area{Off: 32768, Len: 256}
+	extKargs    = customize.Area{Off: 32768 + 64, Len: 128}
+	extKernel   = customize.Area{Off: 36864, Len: 900}
+	baseSize    = int64(40960)
+	addrsizeHd  = []byte{1, 2, 3, 4, 5, 6, 7, 8}
+)
+
+// testBaseBytes returns the base image: pseudo-random bytes with a
+// readable generic.ins and initrd.addrsize where a real ISO has them.
+func testBaseBytes() []byte {
+	b := make([]byte, baseSize)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	copy(b[extIns.Off:extIns.Off+extIns.Len], fmt.Sprintf("%-40s", "images/kernel.img 0x00000000"))
+	copy(b[extAddrsize.Off:], append(append([]byte{}, addrsizeHd...), addrsizeHd...))
+	return b
+}
+
+func testLayout() *customize.Layout {
+	return &customize.Layout{
+		Size:     baseSize,
+		VolumeID: "rhcos-418.94.202401010000-0",
+		Files: map[string]customize.Area{
+			customize.PathInitrd:        extInitrd,
+			customize.PathVmlinuz:       extVmlinuz,
+			customize.PathRootfs:        extRootfs,
+			customize.PathGenericIns:    extIns,
+			customize.PathAddrsize:      extAddrsize,
+			customize.PathIgnition:      extIgnImg,
+			customize.PathCustomRamdisk: extRamdisk,
+			"EFI/redhat/grub.cfg":       extGrub,
+		},
+		Ignition:     extIgnImg,
+		IgnitionFile: customize.PathIgnition,
+		KargAreas:    []customize.KargArea{{Path: "EFI/redhat/grub.cfg", Area: extKargs}},
+		AddrsizeHead: addrsizeHd,
+	}
+}
+
+// testLayoutS390x is an older s390x image: kernel.img, no vmlinuz.
+func testLayoutS390x() *customize.Layout {
+	l := testLayout()
+	files := map[string]customize.Area{}
+	for k, v := range l.Files {
+		files[k] = v
+	}
+	delete(files, customize.PathVmlinuz)
+	files[customize.PathKernelImg] = extKernel
+	l.Files = files
+	return l
+}
+
+// testLayoutTiny has an ignition area too small for any archive.
+func testLayoutTiny() *customize.Layout {
+	l := testLayout()
+	l.Ignition = customize.Area{Off: extIgnImg.Off, Len: 32}
+	return l
+}
+
+type baseEntry struct {
+	base Base
+	err  error
+}
+
+// fakeBases is a Bases over a fixed map "version/arch/type".
+type fakeBases struct {
+	m     map[string]baseEntry
+	ready atomic.Bool
+}
+
+func (f *fakeBases) Base(version, arch, imageType string) (Base, bool, error) {
+	e, ok := f.m[version+"/"+arch+"/"+imageType]
+	if !ok {
+		return Base{}, false, nil
+	}
+	return e.base, true, e.err
+}
+
+func (f *fakeBases) Ready() bool    { return f.ready.Load() }
+func (f *fakeBases) Health() []byte { return []byte(`{"images":[]}`) }
+
+type srcCall struct {
+	op, imageID, isoType string
+	cred                 upstream.Credential
+}
+
+// fakeSource is an upstream.Source that records its calls.
+type fakeSource struct {
+	mu       sync.Mutex
+	calls    []srcCall
+	ignErr   error
+	ramErr   error
+	kargErr  error
+	ramdisk  []byte
+	kargs    []string
+	ignition string
+	lastMod  string
+	block    chan struct{} // when set, Ignition waits for it to close
+}
+
+func (f *fakeSource) record(c srcCall) {
+	f.mu.Lock()
+	f.calls = append(f.calls, c)
+	f.mu.Unlock()
+}
+
+func (f *fakeSource) Calls() []srcCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]srcCall(nil), f.calls...)
+}
+
+func (f *fakeSource) Ignition(ctx context.Context, imageID, isoType string, cred upstream.Credential) (upstream.Ignition, error) {
+	f.record(srcCall{"ignition", imageID, isoType, cred})
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return upstream.Ignition{}, ctx.Err()
+		}
+	}
+	if f.ignErr != nil {
+		return upstream.Ignition{}, f.ignErr
+	}
+	ign := f.ignition
+	if ign == "" {
+		ign = testIgnition
+	}
+	return upstream.Ignition{Data: []byte(ign), LastModified: f.lastMod}, nil
+}
+
+func (f *fakeSource) MinimalInitrd(ctx context.Context, imageID string, cred upstream.Credential) ([]byte, error) {
+	f.record(srcCall{"minimal-initrd", imageID, "", cred})
+	return f.ramdisk, f.ramErr
+}
+
+func (f *fakeSource) KernelArgs(ctx context.Context, imageID string, cred upstream.Credential) ([]string, error) {
+	f.record(srcCall{"infra-env", imageID, "", cred})
+	return f.kargs, f.kargErr
+}
+
+type harness struct {
+	t      *testing.T
+	src    *fakeSource
+	bases  *fakeBases
+	cfg    *config.Config
+	base   []byte
+	digest cache.Digest
+	logs   *observer.ObservedLogs
+	set    *metrics.Set
+	client *http.Client
+}
+
+type harnessOpts struct {
+	plainHTTP bool
+	config    func(*config.Config)
+	src       func(*fakeSource)
+}
+
+func newHarness(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	store, err := cache.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testBaseBytes()
+	d, n, err := store.Put(context.Background(), bytes.NewReader(base))
+	if err != nil || n != baseSize {
+		t.Fatalf("store.Put: %d bytes, %v", n, err)
+	}
+	std := Base{Digest: d, Layout: testLayout(), ModTime: testBaseModTime}
+	s390 := Base{Digest: d, Layout: testLayoutS390x(), ModTime: testBaseModTime}
+	tiny := Base{Digest: d, Layout: testLayoutTiny(), ModTime: testBaseModTime}
+	notReady := baseEntry{err: fmt.Errorf("%w: downloading", ErrNotReady)}
+	fb := &fakeBases{m: map[string]baseEntry{
+		"4.18/x86_64/full-iso":         {base: std},
+		"4.18/x86_64/minimal-iso":      {base: std},
+		"4.18/x86_64/disconnected-iso": {base: std},
+		"4.18/s390x/full-iso":          {base: s390},
+		"4.18/s390x/disconnected-iso":  {base: s390},
+		"4.19/x86_64/full-iso":         notReady,
+		"4.19/x86_64/minimal-iso":      notReady,
+		"4.19/s390x/full-iso":          notReady,
+		"tiny/x86_64/full-iso":         {base: tiny},
+	}}
+	fb.ready.Store(true)
+	src := &fakeSource{lastMod: testUpstream}
+	if o.src != nil {
+		o.src(src)
+	}
+	cfg := &config.Config{MaxConcurrentRequests: 4, RequestWait: 100 * time.Millisecond}
+	if o.config != nil {
+		o.config(cfg)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	set := metrics.NewSet()
+	srv := New(Options{Config: cfg, Bases: fb, Source: src, Store: store, Log: log, Metrics: set})
+
+	ln := fasthttputil.NewInmemoryListener()
+	hs := NewHTTPServer(srv.Handler(o.plainHTTP), log)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(ln)
+	}()
+	tr := &http.Transport{
+		DialContext:        func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
+		DisableCompression: true,
+	}
+	t.Cleanup(func() {
+		// Closing the listener ends Serve at once; Shutdown would poll
+		// for idle connections.
+		tr.CloseIdleConnections()
+		_ = ln.Close()
+		<-served
+	})
+	return &harness{
+		t: t, src: src, bases: fb, cfg: cfg, base: base, digest: d, logs: logs, set: set,
+		client: &http.Client{
+			Transport:     tr,
+			Timeout:       20 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+type result struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (h *harness) do(method, path string, hdr map[string]string) result {
+	h.t.Helper()
+	req, err := http.NewRequest(method, "http://isoedge.test"+path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return result{resp.StatusCode, resp.Header, body}
+}
+
+func (h *harness) get(path string) result { return h.do(http.MethodGet, path, nil) }
+
+// logText is every observed log entry, message and fields, as text.
+func (h *harness) logText() string {
+	var sb strings.Builder
+	for _, e := range h.logs.All() {
+		fmt.Fprintf(&sb, "%s %s %v\n", e.Level, e.Message, e.ContextMap())
+	}
+	return sb.String()
+}
+
+// waitFor polls cond for up to two seconds: stream ends (slot release,
+// metrics) run when fasthttp closes the body, just after the client has
+// read it.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testJWT is an (unsigned) image token for testID with the given signature.
+func testJWT(sig string) string {
+	payload := base64.RawStdEncoding.EncodeToString([]byte(`{"exp":1700000000,"sub":"` + testID + `"}`))
+	return jwtHeader + "." + payload + "." + sig
+}
+
+// wantISO is the expected customized ISO, built from the base bytes
+// directly rather than through a plan.
+func wantISO(t *testing.T, base []byte, ignition string, kargs []string, ramdisk []byte) []byte {
+	t.Helper()
+	out := bytes.Clone(base)
+	archive, err := customize.IgnitionArchive([]byte(ignition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	area := out[extIgnImg.Off : extIgnImg.Off+extIgnImg.Len]
+	clear(area)
+	copy(area, archive)
+	if ramdisk != nil {
+		copy(out[extRamdisk.Off:], ramdisk)
+	}
+	if len(kargs) > 0 {
+		copy(out[extKargs.Off:], " "+strings.Join(kargs, " ")+"\n")
+	}
+	return out
+}
+
+func slice(b []byte, a customize.Area) []byte { return b[a.Off : a.Off+a.Len] }
