@@ -132,6 +132,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		Derive:      minimalDeriver(cfg, store, index, log),
 		BuildSample: customize.BuildSampleISO,
 		TempDir:     cfg.DataTempDir,
+		Concurrency: cfg.DownloadConcurrency,
 		Log:         log,
 		Metrics:     set,
 	})

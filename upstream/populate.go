@@ -124,6 +124,12 @@ func NewPopulator(cfg PopulatorConfig) *Populator {
 	return p
 }
 
+// partialKey names the resumable download of an entry: the same image from
+// the same URL continues the same file.
+func partialKey(e *imageEntry) cache.Digest {
+	return cache.DigestOf([]byte(e.key.Type + "\x00" + e.key.Version + "\x00" + e.key.Arch + "\x00" + e.img.URL))
+}
+
 func baseKey(img config.OSImage) cache.BaseKey {
 	t := img.Type
 	if t == "" {
@@ -249,12 +255,9 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 	log := p.log.With(zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.String("type", e.key.Type))
 	start := time.Now()
 
-	w, err := p.cfg.Store.Create()
-	if err != nil {
-		return err
-	}
-	defer w.Cancel()
 	src := e.img.URL
+	var w *cache.Writer
+	var err error
 	if src == config.SampleURL {
 		if p.cfg.BuildSample == nil {
 			return errors.New("upstream: no sample image builder")
@@ -265,9 +268,18 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 		}
 		defer os.Remove(path)
 		src = "file://" + path
+		w, err = p.cfg.Store.Create()
+	} else {
+		// A download interrupted by an error, a restart or a crash goes on
+		// from what it already wrote.
+		w, err = p.cfg.Store.Resume(partialKey(e))
 	}
+	if err != nil {
+		return err
+	}
+	defer w.Cancel()
 	lastTenth := int64(-1)
-	n, err := p.cfg.Fetcher.Fetch(ctx, src, 0, w, func(done, total int64) {
+	progress := func(done, total int64) {
 		p.mu.Lock()
 		e.done, e.total = done, total
 		p.mu.Unlock()
@@ -275,10 +287,23 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 			lastTenth = done * 10 / total
 			log.Info("downloading OS image", zap.Int64("percent", lastTenth*10))
 		}
-	})
+	}
+	if off := w.Size(); off > 0 {
+		log.Info("resuming OS image download", zap.Int64("offset", off))
+	}
+	_, err = p.cfg.Fetcher.Fetch(ctx, src, w.Size(), w, progress)
+	if errors.Is(err, ErrNoResume) {
+		log.Info("the server cannot resume; downloading from the start")
+		if err = w.Reset(); err == nil {
+			_, err = p.cfg.Fetcher.Fetch(ctx, src, 0, w, progress)
+		}
+	}
 	if err != nil {
+		// Keep the bytes that arrived: the next attempt resumes from them.
+		w.Suspend()
 		return err
 	}
+	n := w.Size()
 	layout, err := p.cfg.Inspect(w.TempPath())
 	if err != nil {
 		return err
