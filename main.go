@@ -133,6 +133,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		BuildSample: customize.BuildSampleISO,
 		TempDir:     cfg.DataTempDir,
 		Concurrency: cfg.DownloadConcurrency,
+		Lazy:        cfg.Fetch == config.FetchLazy,
 		Log:         log,
 		Metrics:     set,
 	})

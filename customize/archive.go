@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -46,10 +47,18 @@ func Archive(files ...ArchiveFile) ([]byte, error) {
 
 	var out bytes.Buffer
 	out.Grow(raw.Len()/4 + 64)
-	zw, err := gzip.NewWriterLevel(&out, gzip.DefaultCompression)
-	if err != nil {
-		return nil, err
+	// A gzip writer holds about a megabyte of state; archives are built for
+	// every new download, so writers are reused.
+	zw, _ := gzipWriters.Get().(*gzip.Writer)
+	if zw == nil {
+		var err error
+		if zw, err = gzip.NewWriterLevel(&out, gzip.DefaultCompression); err != nil {
+			return nil, err
+		}
+	} else {
+		zw.Reset(&out)
 	}
+	defer gzipWriters.Put(zw)
 	if _, err := zw.Write(raw.Bytes()); err != nil {
 		return nil, err
 	}
@@ -61,6 +70,8 @@ func Archive(files ...ArchiveFile) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+var gzipWriters sync.Pool
 
 // newcWriter writes the SVR4 "new ASCII" cpio format (magic 070701) read by
 // the Linux initramfs unpacker.

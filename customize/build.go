@@ -78,7 +78,7 @@ func overlay(size int64, base string, patches []patch) (Plan, error) {
 		if p.off < pos {
 			return Plan{}, fmt.Errorf("customize: %s overlaps another embed area", p.what)
 		}
-		if p.off+p.len > size {
+		if p.off < 0 || p.len < 0 || p.off > size || p.len > size-p.off {
 			return Plan{}, fmt.Errorf("customize: %s extends past the end of the image", p.what)
 		}
 		segs = append(segs, Extent(pos, p.off-pos))
@@ -86,7 +86,8 @@ func overlay(size int64, base string, patches []patch) (Plan, error) {
 		pos = p.off + p.len
 	}
 	segs = append(segs, Extent(pos, size-pos))
-	return NewPlan(base, segs...), nil
+	plan := NewPlan(base, segs...)
+	return plan, plan.Validate()
 }
 
 // PXEInitrd returns the plan of a PXE initrd: the image's initrd followed

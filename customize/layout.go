@@ -113,6 +113,9 @@ func ParseLayout(f *os.File) (l *Layout, err error) {
 	}
 	l.VolumeID = strings.TrimRight(string(vid[:]), " \x00")
 
+	if err := checkVolumeDescriptor(f, l.Size); err != nil {
+		return nil, err
+	}
 	fsys, err := iso9660.Read(file.New(f, true), l.Size, 0, sectorSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read ISO 9660: %v", ErrBadImage, err)
@@ -139,6 +142,31 @@ func ParseLayout(f *os.File) (l *Layout, err error) {
 		}
 	}
 	return l, nil
+}
+
+// checkVolumeDescriptor bounds the primary volume descriptor's sizes by
+// the file before go-diskfs allocates buffers of those sizes: a corrupt
+// length field must cost an error, not gigabytes of memory.
+func checkVolumeDescriptor(f *os.File, size int64) error {
+	var pvd [sectorSize]byte
+	if _, err := f.ReadAt(pvd[:], 16*sectorSize); err != nil {
+		return fmt.Errorf("%w: read primary volume descriptor: %v", ErrBadImage, err)
+	}
+	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return fmt.Errorf("%w: no ISO 9660 primary volume descriptor", ErrBadImage)
+	}
+	pathTable := int64(binary.LittleEndian.Uint32(pvd[132:]))
+	root := pvd[156:]
+	rootLBA := int64(binary.LittleEndian.Uint32(root[2:]))
+	rootLen := int64(binary.LittleEndian.Uint32(root[10:]))
+	const maxMeta = 16 << 20 // far beyond any live ISO's directory or path table
+	switch {
+	case pathTable > maxMeta || pathTable > size:
+		return fmt.Errorf("%w: path table size %d", ErrBadImage, pathTable)
+	case rootLen > maxMeta || rootLBA*sectorSize+rootLen > size:
+		return fmt.Errorf("%w: root directory %d+%d outside the image", ErrBadImage, rootLBA*sectorSize, rootLen)
+	}
+	return nil
 }
 
 const (
@@ -230,7 +258,7 @@ func (l *Layout) findIgnitionArea(look isoFiles) error {
 	if length == 0 {
 		length = a.Len - info.Offset
 	}
-	if info.Offset < 0 || length <= 0 || info.Offset+length > a.Len {
+	if info.Offset < 0 || length <= 0 || info.Offset > a.Len || length > a.Len-info.Offset {
 		return fmt.Errorf("%w: %s: area %d+%d outside %s (%d bytes)", ErrBadImage, PathIgnInfo, info.Offset, length, info.File, a.Len)
 	}
 	l.IgnitionFile = info.File

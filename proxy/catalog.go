@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -30,7 +31,7 @@ func NewCatalog(pop *upstream.Populator, index *cache.Index, imageServiceBaseURL
 
 // Base implements Bases.
 func (c *Catalog) Base(version, arch, imageType string) (Base, bool, error) {
-	rec, configured, err := c.pop.Lookup(version, arch, imageType)
+	rec, configured, err := c.pop.Ensure(context.Background(), version, arch, imageType)
 	if !configured {
 		return Base{}, false, nil
 	}

@@ -47,9 +47,13 @@ type PopulatorConfig struct {
 	TempDir     string
 	Log         *zap.Logger
 	Metrics     *metrics.Set
-	Concurrency int           // parallel downloads, default 2
-	MinBackoff  time.Duration // first retry delay, default 5s
-	MaxBackoff  time.Duration // default 10m
+	Concurrency int // parallel downloads, default 2
+	// Lazy fetches an image on its first request (Ensure) instead of at
+	// start; LazyWait bounds how long that request waits (default 30s).
+	Lazy       bool
+	LazyWait   time.Duration
+	MinBackoff time.Duration // first retry delay, default 5s
+	MaxBackoff time.Duration // default 10m
 }
 
 // imageEntry is the state of one configured base image.
@@ -63,7 +67,9 @@ type imageEntry struct {
 	total    int64
 	rec      cache.BaseRecord
 	attempts int
-	derived  string // outcome of Derive: "", "ok", or the error
+	derived  string        // outcome of Derive: "", "ok", or the error
+	started  bool          // a keep goroutine runs or ran for it
+	ready    chan struct{} // closed when the image becomes ready
 }
 
 // Populator keeps the configured base images stored: it downloads what is
@@ -76,6 +82,9 @@ type Populator struct {
 	mu        sync.RWMutex
 	entries   []*imageEntry // configured order, deduplicated by key
 	firstPass bool
+	runCtx    context.Context // Run's context, for lazily started downloads
+	sem       chan struct{}   // download slots
+	wg        sync.WaitGroup  // download goroutines
 }
 
 // NewPopulator returns a Populator for cfg.Images. It does no I/O.
@@ -89,10 +98,13 @@ func NewPopulator(cfg PopulatorConfig) *Populator {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 10 * time.Minute
 	}
+	if cfg.LazyWait <= 0 {
+		cfg.LazyWait = 30 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	p := &Populator{cfg: cfg, log: cfg.Log}
+	p := &Populator{cfg: cfg, log: cfg.Log, sem: make(chan struct{}, cfg.Concurrency)}
 	seen := map[cache.BaseKey]bool{}
 	for _, img := range cfg.Images {
 		k := baseKey(img)
@@ -100,7 +112,7 @@ func NewPopulator(cfg PopulatorConfig) *Populator {
 			continue
 		}
 		seen[k] = true
-		p.entries = append(p.entries, &imageEntry{img: img, key: k, state: StatePending})
+		p.entries = append(p.entries, &imageEntry{img: img, key: k, state: StatePending, ready: make(chan struct{})})
 	}
 	if cfg.Metrics != nil {
 		for _, e := range p.entries {
@@ -142,8 +154,6 @@ func baseKey(img config.OSImage) cache.BaseKey {
 // is marked ready (no download, no parsing), then missing ones are
 // downloaded, at most Concurrency at a time, failures retried with backoff.
 func (p *Populator) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, p.cfg.Concurrency)
 	var pending, restored []*imageEntry
 	for _, e := range p.entries {
 		if p.restore(e) {
@@ -152,28 +162,68 @@ func (p *Populator) Run(ctx context.Context) {
 		}
 		pending = append(pending, e)
 	}
-	wg.Add(1)
+	p.mu.Lock()
+	p.runCtx = ctx
+	p.mu.Unlock()
+	p.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer p.wg.Done()
 		for _, e := range restored {
 			p.derive(ctx, e)
 		}
 	}()
 	var first sync.WaitGroup
-	first.Add(len(pending))
-	for _, e := range pending {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.keep(ctx, e, sem, &first)
-		}()
+	if !p.cfg.Lazy {
+		first.Add(len(pending))
+		p.mu.Lock()
+		for _, e := range pending {
+			p.startLocked(ctx, e, first.Done)
+		}
+		p.mu.Unlock()
 	}
 	first.Wait()
 	p.mu.Lock()
 	p.firstPass = true
 	p.mu.Unlock()
-	p.log.Info("first pass over OS images done", zap.Int("images", len(p.entries)), zap.Int("ready", p.readyCount()))
-	wg.Wait()
+	p.log.Info("first pass over OS images done", zap.Int("images", len(p.entries)), zap.Int("ready", p.readyCount()), zap.Bool("lazy", p.cfg.Lazy))
+	<-ctx.Done()
+	p.wg.Wait()
+}
+
+// startLocked starts keeping e stored; firstDone is called once after the
+// first attempt. p.mu must be held.
+func (p *Populator) startLocked(ctx context.Context, e *imageEntry, firstDone func()) {
+	e.started = true
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.keep(ctx, e, firstDone)
+	}()
+}
+
+// Ensure is Lookup for a request: in lazy mode it starts fetching an image
+// not stored yet and waits up to LazyWait (or ctx) for it.
+func (p *Populator) Ensure(ctx context.Context, version, arch, imageType string) (cache.BaseRecord, bool, error) {
+	rec, configured, err := p.Lookup(version, arch, imageType)
+	if !p.cfg.Lazy || !configured || !errors.Is(err, ErrImageNotReady) {
+		return rec, configured, err
+	}
+	p.mu.Lock()
+	e := p.find(version, arch, lookupType(imageType))
+	if !e.started && p.runCtx != nil {
+		p.log.Info("fetching OS image on first request", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch))
+		p.startLocked(p.runCtx, e, func() {})
+	}
+	ready := e.ready
+	p.mu.Unlock()
+	t := time.NewTimer(p.cfg.LazyWait)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return p.Lookup(version, arch, imageType)
 }
 
 // restore marks e ready when the index holds it for the same URL and its
@@ -198,29 +248,25 @@ func (p *Populator) restore(e *imageEntry) bool {
 	}
 	p.mu.Lock()
 	e.state, e.rec, e.done, e.total = StateReady, rec, rec.Size, rec.Size
+	close(e.ready)
 	p.mu.Unlock()
 	return true
 }
 
 // keep downloads e until it is stored or ctx ends.
-func (p *Populator) keep(ctx context.Context, e *imageEntry, sem chan struct{}, first *sync.WaitGroup) {
-	firstDone := false
-	markFirst := func() {
-		if !firstDone {
-			firstDone = true
-			first.Done()
-		}
-	}
+func (p *Populator) keep(ctx context.Context, e *imageEntry, firstDone func()) {
+	var once sync.Once
+	markFirst := func() { once.Do(firstDone) }
 	defer markFirst()
 	backoff := p.cfg.MinBackoff
 	for {
 		select {
-		case sem <- struct{}{}:
+		case p.sem <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
 		err := p.fetch(ctx, e)
-		<-sem
+		<-p.sem
 		if err == nil {
 			markFirst()
 			p.derive(ctx, e)
@@ -327,6 +373,7 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 	}
 	p.mu.Lock()
 	e.state, e.err, e.rec, e.done, e.total = StateReady, "", rec, n, n
+	close(e.ready)
 	p.mu.Unlock()
 	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
 	return nil
@@ -357,13 +404,9 @@ var ErrImageNotReady = errors.New("upstream: image not ready")
 // version, §D.5), architecture and image type. minimal-iso resolves to the
 // full-iso entry it is derived from.
 func (p *Populator) Lookup(version, arch, imageType string) (rec cache.BaseRecord, configured bool, err error) {
-	want := config.TypeFullISO
-	if imageType == config.TypeDisconnectedISO {
-		want = config.TypeDisconnectedISO
-	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	e := p.find(version, arch, want)
+	e := p.find(version, arch, lookupType(imageType))
 	if e == nil {
 		return cache.BaseRecord{}, false, nil
 	}
@@ -371,6 +414,15 @@ func (p *Populator) Lookup(version, arch, imageType string) (rec cache.BaseRecor
 		return cache.BaseRecord{}, true, fmt.Errorf("%w: %s %s is %s", ErrImageNotReady, e.key.Version, e.key.Arch, e.state)
 	}
 	return e.rec, true, nil
+}
+
+// lookupType is the configured image type a request's type is served from:
+// minimal ISOs derive from full ISOs.
+func lookupType(imageType string) string {
+	if imageType == config.TypeDisconnectedISO {
+		return config.TypeDisconnectedISO
+	}
+	return config.TypeFullISO
 }
 
 func (p *Populator) find(version, arch, typ string) *imageEntry {
@@ -398,6 +450,10 @@ func (p *Populator) Ready() bool {
 func (p *Populator) readyLocked() bool {
 	if len(p.entries) == 0 {
 		return false
+	}
+	if p.cfg.Lazy {
+		// Nothing is fetched until asked for: ready once the store is read.
+		return p.firstPass
 	}
 	all := true
 	for _, e := range p.entries {
