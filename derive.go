@@ -89,3 +89,37 @@ func ingestFile(ctx context.Context, store *cache.Store, path string) (cache.Dig
 	d, err := w.Commit(ctx, n, cache.Digest{})
 	return d, layout, err
 }
+
+// minimalEvicter returns the populator's Evict hook: it removes the minimal
+// ISO template derived from an evicted full ISO, unless it is being served.
+func minimalEvicter(cfg *config.Config, store *cache.Store, index *cache.Index, inUse func(cache.Digest) bool) func(cache.BaseRecord) error {
+	return func(rec cache.BaseRecord) error {
+		if rec.Key.Type != config.TypeFullISO || cfg.ImageServiceBaseURL == "" {
+			return nil
+		}
+		rootfsURL, err := customize.MinimalRootfsURL(cfg.ImageServiceBaseURL, rec.Key.Arch, rec.Key.Version)
+		if err != nil {
+			return err
+		}
+		d, err := index.Derived(upstream.DerivedMinimal, rec.Digest, rootfsURL)
+		if errors.Is(err, cache.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if inUse(d) {
+			return fmt.Errorf("minimal ISO template %s is being served", d)
+		}
+		if err := index.DeleteDerived(upstream.DerivedMinimal, rec.Digest, rootfsURL); err != nil {
+			return err
+		}
+		if err := index.DeleteMeta(upstream.MetaLayout, d); err != nil {
+			return err
+		}
+		if err := store.Remove(d); err != nil && !errors.Is(err, cache.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+}

@@ -126,6 +126,8 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		return nil, err
 	}
 	set := metrics.NewSet()
+	var srv *proxy.Server // set below; the populator asks it what is being served
+	inUse := func(d cache.Digest) bool { return srv != nil && srv.InUse(d) }
 	pop := upstream.NewPopulator(upstream.PopulatorConfig{
 		Images: cfg.OSImages, Store: store, Index: index, Fetcher: fetcher,
 		Inspect:     inspector(cfg),
@@ -134,6 +136,9 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		TempDir:     cfg.DataTempDir,
 		Concurrency: cfg.DownloadConcurrency,
 		Lazy:        cfg.Fetch == config.FetchLazy,
+		MaxBytes:    cfg.DataDirMaxBytes,
+		InUse:       inUse,
+		Evict:       minimalEvicter(cfg, store, index, inUse),
 		Log:         log,
 		Metrics:     set,
 	})
@@ -141,7 +146,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := proxy.New(proxy.Options{Config: cfg, Bases: catalog, Source: upstream.Metered(src, set), Store: store, Log: log, Metrics: set})
+	srv = proxy.New(proxy.Options{Config: cfg, Bases: catalog, Source: upstream.Metered(src, set), Store: store, Log: log, Metrics: set})
 	ok = true
 	return &app{cfg: cfg, log: log, index: index, pop: pop, srv: srv}, nil
 }

@@ -32,3 +32,8 @@ func (ix *Index) Derived(kind string, parent Digest, param string) (Digest, erro
 func (ix *Index) PutDerived(kind string, parent Digest, param string, child Digest) error {
 	return ix.PutMeta("derived-"+kind, DerivedKey(parent, param), []byte(child.String()))
 }
+
+// DeleteDerived forgets the (kind, parent, param) derivation.
+func (ix *Index) DeleteDerived(kind string, parent Digest, param string) error {
+	return ix.DeleteMeta("derived-"+kind, DerivedKey(parent, param))
+}

@@ -92,8 +92,9 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		return
 	}
 	body := &planBody{plan: r.plan}
+	var closeStream func()
 	if needsBase(r.plan) {
-		f, _, err := s.store.Open(r.base)
+		f, done, err := s.openStream(r.base)
 		if err != nil {
 			s.log.Error("open base image", zap.String("digest", r.base.String()), errField(err))
 			h.Del(fasthttp.HeaderContentRange)
@@ -102,11 +103,15 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 			return
 		}
 		body.f = f
+		closeStream = done
 	}
 	path := zapPath(ctx) // ctx is recycled once the handler returns
 	body.done = func(n int64, err error) {
 		if err != nil {
 			s.log.Debug("stream ended early", path, zap.Int64("sent", n), zap.Int64("size", r.plan.Size), errField(err))
+		}
+		if closeStream != nil {
+			closeStream()
 		}
 		finish(code, n)
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"os"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -34,6 +36,9 @@ type Server struct {
 	limit   *limiter
 	snaps   *snapshots
 	router  *router.Router
+
+	streamsMu sync.Mutex
+	streams   map[cache.Digest]int // open response bodies per blob
 }
 
 // New returns a Server.
@@ -53,6 +58,7 @@ func New(o Options) *Server {
 		set:     o.Metrics,
 		metrics: newServerMetrics(o.Metrics),
 		limit:   newLimiter(o.Config.MaxConcurrentRequests, o.Config.RequestWait),
+		streams: map[cache.Digest]int{},
 	}
 	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL)
 	if err != nil {
@@ -62,6 +68,33 @@ func New(o Options) *Server {
 	s.set.GetOrCreateGauge("isoedge_image_streams_active", func() float64 { return float64(s.limit.inUse()) })
 	s.router = s.routes()
 	return s
+}
+
+// InUse reports whether a response is streaming from blob d: the disk
+// budget must not evict it.
+func (s *Server) InUse(d cache.Digest) bool {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	return s.streams[d] > 0
+}
+
+// openStream opens blob d for a response and counts it in use until the
+// returned close function runs.
+func (s *Server) openStream(d cache.Digest) (*os.File, func(), error) {
+	f, _, err := s.store.Open(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.streamsMu.Lock()
+	s.streams[d]++
+	s.streamsMu.Unlock()
+	return f, func() {
+		s.streamsMu.Lock()
+		if s.streams[d]--; s.streams[d] <= 0 {
+			delete(s.streams, d)
+		}
+		s.streamsMu.Unlock()
+	}, nil
 }
 
 // retryAfter is the Retry-After value, in seconds, of 503 answers.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -50,8 +51,15 @@ type PopulatorConfig struct {
 	Concurrency int // parallel downloads, default 2
 	// Lazy fetches an image on its first request (Ensure) instead of at
 	// start; LazyWait bounds how long that request waits (default 30s).
-	Lazy       bool
-	LazyWait   time.Duration
+	Lazy     bool
+	LazyWait time.Duration
+	// MaxBytes bounds the bytes of stored base images and what derives
+	// from them (0: no bound). Least recently served images are evicted.
+	MaxBytes int64
+	// InUse reports whether a blob is being served; such a blob is never
+	// evicted. Evict removes what was derived from an evicted image.
+	InUse      func(cache.Digest) bool
+	Evict      func(rec cache.BaseRecord) error
 	MinBackoff time.Duration // first retry delay, default 5s
 	MaxBackoff time.Duration // default 10m
 }
@@ -70,6 +78,7 @@ type imageEntry struct {
 	derived  string        // outcome of Derive: "", "ok", or the error
 	started  bool          // a keep goroutine runs or ran for it
 	ready    chan struct{} // closed when the image becomes ready
+	served   atomic.Int64  // unix nanoseconds of the last lookup that found it ready
 }
 
 // Populator keeps the configured base images stored: it downloads what is
@@ -185,6 +194,7 @@ func (p *Populator) Run(ctx context.Context) {
 	p.mu.Lock()
 	p.firstPass = true
 	p.mu.Unlock()
+	p.enforceBudget(nil)
 	p.log.Info("first pass over OS images done", zap.Int("images", len(p.entries)), zap.Int("ready", p.readyCount()), zap.Bool("lazy", p.cfg.Lazy))
 	<-ctx.Done()
 	p.wg.Wait()
@@ -205,17 +215,23 @@ func (p *Populator) startLocked(ctx context.Context, e *imageEntry, firstDone fu
 // not stored yet and waits up to LazyWait (or ctx) for it.
 func (p *Populator) Ensure(ctx context.Context, version, arch, imageType string) (cache.BaseRecord, bool, error) {
 	rec, configured, err := p.Lookup(version, arch, imageType)
-	if !p.cfg.Lazy || !configured || !errors.Is(err, ErrImageNotReady) {
+	if !configured || !errors.Is(err, ErrImageNotReady) {
 		return rec, configured, err
 	}
 	p.mu.Lock()
 	e := p.find(version, arch, lookupType(imageType))
-	if !e.started && p.runCtx != nil {
+	started := false
+	if !e.started && p.runCtx != nil && (p.cfg.Lazy || p.firstPass) {
+		// Lazy mode, or an image evicted for the disk budget.
 		p.log.Info("fetching OS image on first request", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch))
 		p.startLocked(p.runCtx, e, func() {})
+		started = true
 	}
 	ready := e.ready
 	p.mu.Unlock()
+	if !p.cfg.Lazy && !started {
+		return rec, configured, err // eager: a download in progress answers 503 at once
+	}
 	t := time.NewTimer(p.cfg.LazyWait)
 	defer t.Stop()
 	select {
@@ -270,6 +286,7 @@ func (p *Populator) keep(ctx context.Context, e *imageEntry, firstDone func()) {
 		if err == nil {
 			markFirst()
 			p.derive(ctx, e)
+			p.enforceBudget(e)
 			return
 		}
 		if ctx.Err() != nil {
@@ -413,6 +430,7 @@ func (p *Populator) Lookup(version, arch, imageType string) (rec cache.BaseRecor
 	if e.state != StateReady {
 		return cache.BaseRecord{}, true, fmt.Errorf("%w: %s %s is %s", ErrImageNotReady, e.key.Version, e.key.Arch, e.state)
 	}
+	e.served.Store(time.Now().UnixNano())
 	return e.rec, true, nil
 }
 
