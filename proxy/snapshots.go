@@ -87,6 +87,9 @@ func (s *snapshots) get(key string, continuing bool, build func() (*built, error
 		b, err := build()
 		if err == nil && s.ttl > 0 {
 			s.hot.SetWithTTL(key, b, b.cost(), s.ttl)
+			// ristretto applies sets asynchronously; the next request of
+			// this download must find the snapshot.
+			s.hot.Wait()
 		}
 		return b, err
 	})
