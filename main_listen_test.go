@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/internal/fixture"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// 8. The listener table (§B.0).
+func TestListenerTable(t *testing.T) {
+	t.Parallel()
+	const cert, key = "/etc/isoedge/tls.crt", "/etc/isoedge/tls.key"
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []listener
+	}{
+		{
+			name: "HTTP_LISTEN_PORT unset, cert+key set: HTTPS on LISTEN_PORT",
+			env:  map[string]string{"LISTEN_PORT": "8443", "HTTPS_CERT_FILE": cert, "HTTPS_KEY_FILE": key},
+			want: []listener{{addr: ":8443", tls: true}},
+		},
+		{
+			name: "HTTP_LISTEN_PORT unset, no cert: HTTP on LISTEN_PORT",
+			env:  map[string]string{"LISTEN_PORT": "8443"},
+			want: []listener{{addr: ":8443"}},
+		},
+		{
+			name: "HTTP_LISTEN_PORT unset, no cert, default LISTEN_PORT",
+			env:  map[string]string{},
+			want: []listener{{addr: ":8080"}},
+		},
+		{
+			name: "HTTP_LISTEN_PORT set, no cert: HTTP on HTTP_LISTEN_PORT only",
+			env:  map[string]string{"LISTEN_PORT": "8443", "HTTP_LISTEN_PORT": "8081"},
+			want: []listener{{addr: ":8081"}},
+		},
+		{
+			name: "HTTP_LISTEN_PORT set, cert+key set: HTTPS on LISTEN_PORT and restricted HTTP",
+			env:  map[string]string{"LISTEN_PORT": "8443", "HTTP_LISTEN_PORT": "8081", "HTTPS_CERT_FILE": cert, "HTTPS_KEY_FILE": key},
+			want: []listener{{addr: ":8443", tls: true}, {addr: ":8081", plainHTTP: true}},
+		},
+		{
+			name: "HTTP_LISTEN_PORT set, cert+key set, default LISTEN_PORT",
+			env:  map[string]string{"HTTP_LISTEN_PORT": "8081", "HTTPS_CERT_FILE": cert, "HTTPS_KEY_FILE": key},
+			want: []listener{{addr: ":8080", tls: true}, {addr: ":8081", plainHTTP: true}},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := config.Load(func(k string) (string, bool) {
+				v, ok := c.env[k]
+				return v, ok
+			})
+			if err != nil {
+				t.Fatalf("config.Load: %v", err)
+			}
+			if got := listeners(cfg); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("listeners = %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
+// writeSelfSigned writes a self-signed ECDSA certificate for 127.0.0.1 and
+// localhost and its key as PEM files and returns their paths and the
+// certificate.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(4711),
+		Subject:               pkix.Name{CommonName: "isoedge test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err = x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile = filepath.Join(dir, "tls.crt")
+	keyFile = filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, cert
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// fetch GETs url with client and returns status and body.
+func fetch(t *testing.T, client *http.Client, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp, body
+}
+
+// 9. HTTPS and the restricted plain-HTTP listener, through run().
+func TestHTTPSBothListeners(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	iso, _ := fixture.Build(t, dir, fixture.Options{})
+	isoBytes, err := os.ReadFile(iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, n := fixture.ISOOffset(t, iso, "/images/ignition.img")
+	ignArea := span{name: "ignition", off: off, n: n}
+	baseInitrd := fixture.ExtractFile(t, iso, "/images/pxeboot/initrd.img")
+	kernel := fixture.ExtractFile(t, iso, "/images/pxeboot/vmlinuz")
+
+	fake := newFakeAS(t)
+	id := "c3a1b2d4-0000-4000-8000-000000000001"
+	fake.set(id, &infraEnv{ignition: ignitionFor("https"), lastModified: fakeLastMod})
+
+	certFile, keyFile, cert := writeSelfSigned(t, dir)
+	tlsPort, httpPort := freePort(t), freePort(t)
+	env := baseEnv(t.TempDir())
+	env["ASSISTED_SERVICE_HOST"] = fake.hostPort()
+	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{
+		OpenshiftVersion: ocpVersion, CPUArchitecture: "x86_64", URL: "file://" + iso, Version: rhcosVersion,
+	})
+	env["LISTEN_PORT"] = tlsPort
+	env["HTTP_LISTEN_PORT"] = httpPort
+	env["HTTPS_CERT_FILE"] = certFile
+	env["HTTPS_KEY_FILE"] = keyFile
+	cfg, err := config.Load(func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	logs := &syncBuffer{}
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), logs, zapcore.DebugLevel))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("isoedge log:\n%s", logs.String())
+		}
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- run(ctx, cfg, log) }()
+
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	tlsClient := &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableCompression: true},
+		Timeout:   30 * time.Second,
+	}
+	plainClient := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 30 * time.Second}
+	httpsURL := "https://127.0.0.1:" + tlsPort
+	httpURL := "http://127.0.0.1:" + httpPort
+
+	// Wait until both listeners answer and the image is ready.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-runErr:
+			t.Fatalf("run returned early: %v", err)
+		default:
+		}
+		r1, e1 := tlsClient.Get(httpsURL + "/health")
+		r2, e2 := plainClient.Get(httpURL + "/health")
+		ok := e1 == nil && e2 == nil && r1.StatusCode == 200 && r2.StatusCode == 200
+		for _, r := range []*http.Response{r1, r2} {
+			if r != nil {
+				_, _ = io.Copy(io.Discard, r.Body)
+				r.Body.Close()
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 20s: https %v, http %v", e1, e2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	full := "/byid/" + id + "/" + ocpVersion + "/x86_64/full.iso"
+	initrd := "/images/" + id + "/pxe-initrd?version=" + ocpVersion
+	kernelPath := "/boot-artifacts/kernel?version=" + ocpVersion
+
+	t.Run("HTTPS", func(t *testing.T) {
+		resp, body := fetch(t, tlsClient, httpsURL+full)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET https full.iso: status %d (%.200q)", resp.StatusCode, body)
+		}
+		if resp.TLS == nil {
+			t.Error("response did not come over TLS")
+		}
+		if len(body) != len(isoBytes) {
+			t.Fatalf("full.iso is %d bytes, base %d", len(body), len(isoBytes))
+		}
+		if got := ignitionOf(t, body); !bytes.Equal(got, ignitionFor("https")) {
+			t.Errorf("config.ign over HTTPS %.120q, want the fake's ignition", got)
+		}
+		assertSameOutside(t, body, isoBytes, ignArea)
+		for _, p := range []string{initrd, kernelPath, "/health"} {
+			if resp, body := fetch(t, tlsClient, httpsURL+p); resp.StatusCode != http.StatusOK {
+				t.Errorf("GET https %s: status %d (%.200q)", p, resp.StatusCode, body)
+			}
+		}
+	})
+
+	t.Run("PlainHTTP", func(t *testing.T) {
+		for _, p := range []string{
+			full,
+			"/images/" + id + "?version=" + ocpVersion + "&type=full-iso",
+			"/images/" + id + "/s390x-initrd-addrsize?version=" + ocpVersion,
+		} {
+			resp, body := fetch(t, plainClient, httpURL+p)
+			if resp.StatusCode != http.StatusNotFound || strings.TrimSpace(string(body)) != "404 page not found" {
+				t.Errorf("GET http %s: status %d body %.200q; want 404 \"404 page not found\"", p, resp.StatusCode, body)
+			}
+		}
+		resp, body := fetch(t, plainClient, httpURL+initrd)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET http pxe-initrd: status %d (%.200q)", resp.StatusCode, body)
+		}
+		if !bytes.HasPrefix(body, baseInitrd) {
+			t.Error("pxe-initrd over HTTP does not start with the ISO's initrd")
+		} else if files := fixture.CpioFiles(t, body[len(baseInitrd):]); !bytes.Equal(files["config.ign"], ignitionFor("https")) {
+			t.Error("pxe-initrd over HTTP has the wrong config.ign")
+		}
+		resp, body = fetch(t, plainClient, httpURL+kernelPath)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, kernel) {
+			t.Errorf("GET http kernel: status %d, %d bytes; want 200 and the ISO's vmlinuz", resp.StatusCode, len(body))
+		}
+		for _, p := range []string{"/boot-artifacts/rootfs?version=" + ocpVersion, "/health"} {
+			if resp, body := fetch(t, plainClient, httpURL+p); resp.StatusCode != http.StatusOK {
+				t.Errorf("GET http %s: status %d (%.200q)", p, resp.StatusCode, body)
+			}
+		}
+	})
+
+	tlsClient.CloseIdleConnections()
+	plainClient.CloseIdleConnections()
+	cancel()
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Errorf("run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return within 5s of cancelling its context")
+	}
+	// Both ports are closed again.
+	for _, p := range []string{tlsPort, httpPort} {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+p, time.Second); err == nil {
+			c.Close()
+			t.Errorf("port %s still accepts connections after run returned", p)
+		}
+	}
+}
+
+// 10. A bad environment makes the binary exit with status 1 before it
+// listens or touches DATA_DIR.
+func TestBadEnvExits(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "isoedge")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		name, key, value string
+	}{
+		{"MaxConcurrentRequests", "MAX_CONCURRENT_REQUESTS", "abc"},
+		{"OSImages", "OS_IMAGES", "[{}]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dataDir := filepath.Join(t.TempDir(), "data")
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin)
+			cmd.Env = []string{
+				"PATH=" + os.Getenv("PATH"),
+				"HOME=" + t.TempDir(),
+				"DATA_DIR=" + dataDir,
+				"DATA_TEMP_DIR=" + dataDir + "_tmp",
+				"LISTEN_PORT=" + freePort(t),
+				"ASSISTED_SERVICE_HOST=127.0.0.1:1",
+				c.key + "=" + c.value,
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			start := time.Now()
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("%s=%s: exit %v after %v, want status 1; stderr:\n%s", c.key, c.value, err, time.Since(start), stderr.String())
+			}
+			if !strings.Contains(stderr.String(), c.key) {
+				t.Errorf("stderr does not name %s:\n%s", c.key, stderr.String())
+			}
+			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("DATA_DIR was created (stat: %v) although the configuration is invalid", err)
+			}
+		})
+	}
+}
