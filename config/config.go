@@ -25,6 +25,7 @@ const (
 	DefaultMinKernelBytes         = 5 << 20
 	DefaultIgnitionCacheTTL       = 10 * time.Minute
 	DefaultDownloadConcurrency    = 2
+	DefaultStreamStallTimeout     = 60 * time.Second
 	FetchEager                    = "eager"
 	FetchLazy                     = "lazy"
 )
@@ -59,6 +60,7 @@ type Config struct {
 	DownloadConcurrency         int               // OS_IMAGES_DOWNLOAD_CONCURRENCY, default 2, >= 1
 	Fetch                       string            // OS_IMAGES_FETCH: "eager" (default, the original's behaviour) or "lazy"
 	DataDirMaxBytes             int64             // DATA_DIR_MAX_BYTES: store budget, 0 = unlimited
+	StreamStallTimeout          time.Duration     // STREAM_STALL_TIMEOUT, default 60s: a client taking no data this long is disconnected
 }
 
 // UsesLocalIgnition reports whether ignition comes from IgnitionDir instead of assisted-service.
@@ -172,6 +174,9 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return nil, &Error{from, fmt.Errorf("must be eager or lazy, got %q", c.Fetch)}
 	}
 	if c.DataDirMaxBytes, err = e.int64("DATA_DIR_MAX_BYTES", 0, 0); err != nil {
+		return nil, err
+	}
+	if c.StreamStallTimeout, err = e.duration("STREAM_STALL_TIMEOUT", DefaultStreamStallTimeout, true); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -44,7 +44,7 @@ func TestLoadDefaults(t *testing.T) {
 		LogLevel:         "info",
 		MinRootfsBytes:   104857600,
 		MinKernelBytes:   5242880,
-		IgnitionCacheTTL: DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager,
+		IgnitionCacheTTL: DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager, StreamStallTimeout: DefaultStreamStallTimeout,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(empty) =\n%+v\nwant\n%+v", c, want)
@@ -110,7 +110,7 @@ func TestLoadValues(t *testing.T) {
 		LogLevel:                   "warn",
 		MinRootfsBytes:             0,
 		MinKernelBytes:             1000,
-		IgnitionCacheTTL:           DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager,
+		IgnitionCacheTTL:           DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager, StreamStallTimeout: DefaultStreamStallTimeout,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", c, want)
@@ -546,6 +546,7 @@ func TestEdgeCacheVariables(t *testing.T) {
 		"OS_IMAGES_DOWNLOAD_CONCURRENCY": "0",
 		"OS_IMAGES_FETCH":                "sometimes",
 		"DATA_DIR_MAX_BYTES":             "-1",
+		"STREAM_STALL_TIMEOUT":           "0s",
 	} {
 		_, err := load(map[string]string{name: val})
 		if err == nil || !strings.Contains(err.Error(), name) {

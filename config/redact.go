@@ -47,6 +47,7 @@ func (c *Config) Redacted() map[string]string {
 		"IGNITION_CACHE_TTL":                   c.IgnitionCacheTTL.String(),
 		"OS_IMAGES_DOWNLOAD_CONCURRENCY":       strconv.Itoa(c.DownloadConcurrency),
 		"OS_IMAGES_FETCH":                      c.Fetch,
+		"STREAM_STALL_TIMEOUT":                 c.StreamStallTimeout.String(),
 		"DATA_DIR_MAX_BYTES":                   strconv.FormatInt(c.DataDirMaxBytes, 10),
 	}
 }

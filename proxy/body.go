@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"os"
+	"time"
 
 	"github.com/isoedge/isoedge/customize"
 )
@@ -14,7 +16,9 @@ import (
 // the file and ends the stream (metrics, request slot).
 type planBody struct {
 	plan   customize.Plan
-	f      *os.File // nil when the plan has no base segments
+	f      *os.File      // nil when the plan has no base segments
+	conn   net.Conn      // for write deadlines; nil in tests without one
+	stall  time.Duration // write deadline per chunk
 	r      *customize.Reader
 	done   func(written int64, err error)
 	n      int64
@@ -24,13 +28,39 @@ type planBody struct {
 
 func (b *planBody) SupportsBodyWriteTo() bool { return true }
 
+// Streams are written in chunks, each with a fresh write deadline: a
+// client that takes no data for stallTimeout (half-open, or stopped
+// reading) loses its connection and frees its request slot, while a slow
+// but steady one (at least streamChunk per STREAM_STALL_TIMEOUT) is never
+// cut off.
+const streamChunk = 1 << 20
+
 func (b *planBody) WriteTo(w io.Writer) (int64, error) {
-	n, err := b.plan.WriteTo(w, b.f)
-	b.n += n
-	if err != nil {
-		b.err = err
+	if b.conn != nil {
+		// The connection is kept alive for the next request: leave no
+		// deadline behind.
+		defer b.conn.SetWriteDeadline(time.Time{})
 	}
-	return n, err
+	var total int64
+	for off := int64(0); off < b.plan.Size; {
+		part, err := b.plan.Slice(off, min(streamChunk, b.plan.Size-off))
+		if err != nil {
+			b.err = err
+			return total, err
+		}
+		if b.conn != nil && b.stall > 0 {
+			b.conn.SetWriteDeadline(time.Now().Add(b.stall))
+		}
+		n, err := part.WriteTo(w, b.f)
+		total += n
+		b.n += n
+		off += n
+		if err != nil {
+			b.err = err
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func (b *planBody) Read(p []byte) (int, error) {

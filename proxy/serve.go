@@ -91,7 +91,7 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		finish(code, 0)
 		return
 	}
-	body := &planBody{plan: r.plan}
+	body := &planBody{plan: r.plan, conn: ctx.Conn(), stall: s.cfg.StreamStallTimeout}
 	var closeStream func()
 	if needsBase(r.plan) {
 		f, done, err := s.openStream(r.base)
