@@ -57,6 +57,11 @@ func ISO(l *Layout, base string, o Overlay) (Plan, error) {
 		if len(l.KargAreas) == 0 {
 			return Plan{}, fmt.Errorf("%w: cannot append kernel arguments: %s", ErrNoEmbedArea, l.KargsProblem)
 		}
+		for _, k := range o.Kargs {
+			if err := checkKarg(k); err != nil {
+				return Plan{}, err
+			}
+		}
 		payload := []byte(" " + strings.Join(o.Kargs, " ") + "\n")
 		for _, k := range l.KargAreas {
 			if int64(len(payload)) > k.Len {
@@ -66,6 +71,19 @@ func ISO(l *Layout, base string, o Overlay) (Plan, error) {
 		}
 	}
 	return overlay(l.Size, base, patches)
+}
+
+// checkKarg rejects what would break out of the kernel command line.
+func checkKarg(k string) error {
+	if strings.TrimSpace(k) == "" {
+		return fmt.Errorf("%w: empty", ErrBadKarg)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] == 0x7f {
+			return fmt.Errorf("%w: control character 0x%02x", ErrBadKarg, k[i])
+		}
+	}
+	return nil
 }
 
 // overlay returns the plan of a base file of the given size with patches

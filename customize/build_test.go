@@ -608,3 +608,15 @@ func TestISOPlanAreaOutsideImage(t *testing.T) {
 		}
 	}
 }
+
+func TestISORejectsKargsThatBreakTheCommandLine(t *testing.T) {
+	l := &Layout{Size: 4096, KargAreas: []KargArea{{Path: "EFI/redhat/grub.cfg", Area: Area{Off: 100, Len: 1024}}}}
+	for _, k := range []string{"a\nmenuentry evil {", "x\ry", "nul\x00", "", "   ", "tab\there"} {
+		if _, err := ISO(l, "b", Overlay{Kargs: []string{"ok=1", k}}); !errors.Is(err, ErrBadKarg) {
+			t.Errorf("karg %q: err = %v, want ErrBadKarg", k, err)
+		}
+	}
+	if _, err := ISO(l, "b", Overlay{Kargs: []string{"console=ttyS0,115200n8", `rd.x="a b"`}}); err != nil {
+		t.Fatalf("ordinary kargs refused: %v", err)
+	}
+}

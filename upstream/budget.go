@@ -15,6 +15,10 @@ func (p *Populator) enforceBudget(keep *imageEntry) {
 	if p.cfg.MaxBytes <= 0 {
 		return
 	}
+	// One pass at a time: two passes measuring the same store would both
+	// evict for the same excess.
+	p.budgetMu.Lock()
+	defer p.budgetMu.Unlock()
 	used, err := p.storeBytes()
 	if err != nil {
 		p.log.Warn("disk budget: measuring the store", zap.Error(err))
@@ -91,8 +95,11 @@ func (p *Populator) evictionCandidate(keep *imageEntry) *imageEntry {
 // leaves an unreferenced blob (swept at start), never a dangling record.
 func (p *Populator) evict(e *imageEntry) error {
 	p.mu.RLock()
-	rec := e.rec
+	rec, state := e.rec, e.state
 	p.mu.RUnlock()
+	if state != StateReady {
+		return nil
+	}
 	if p.cfg.Evict != nil {
 		// First what derives from it: the hook refuses while that is served.
 		if err := p.cfg.Evict(rec); err != nil {
@@ -100,19 +107,35 @@ func (p *Populator) evict(e *imageEntry) error {
 		}
 	}
 	p.mu.Lock()
+	if e.state != StateReady || e.rec.Digest != rec.Digest {
+		p.mu.Unlock()
+		return nil // changed meanwhile; the next pass measures again
+	}
+	// Not ready while its files go; still "started", so no request starts
+	// a download of the same content whose commit the removal would undo.
+	e.state = StateEvicting
+	p.mu.Unlock()
+	err := p.removeStored(rec)
+	p.mu.Lock()
 	e.state, e.started, e.derived, e.done, e.total = StatePending, false, "", 0, -1
 	e.rec = cache.BaseRecord{}
 	e.ready = make(chan struct{})
 	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	p.log.Info("evicted OS image for the disk budget", zap.String("version", rec.Key.Version), zap.String("arch", rec.Key.Arch), zap.Int64("bytes", rec.Size))
+	return nil
+}
+
+// removeStored deletes an image's record, layout and blob, the record first
+// so that a crash leaves at worst an unreferenced blob, swept at start.
+func (p *Populator) removeStored(rec cache.BaseRecord) error {
 	if err := p.cfg.Index.DeleteBase(rec.Key); err != nil {
 		return err
 	}
 	if err := p.cfg.Index.DeleteMeta(MetaLayout, rec.Digest); err != nil {
 		return err
 	}
-	if err := p.cfg.Store.Remove(rec.Digest); err != nil {
-		return err
-	}
-	p.log.Info("evicted OS image for the disk budget", zap.String("version", rec.Key.Version), zap.String("arch", rec.Key.Arch), zap.Int64("bytes", rec.Size))
-	return nil
+	return p.cfg.Store.Remove(rec.Digest)
 }

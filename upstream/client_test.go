@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -374,7 +375,9 @@ func TestClientBodyLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _ := newFake(t, 5*time.Second, func(w http.ResponseWriter, r *http.Request) {
+			// 16 MiB through the race detector on a busy machine: a generous
+			// timeout, so only the size limit can fail the call.
+			c, _ := newFake(t, 60*time.Second, func(w http.ResponseWriter, r *http.Request) {
 				if tt.contentLength {
 					w.Header().Set("Content-Length", fmt.Sprint(len(big)))
 				}
@@ -445,4 +448,38 @@ func TestNewClientErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzKernelArguments(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `{"kernel_arguments":null}`, `{"kernel_arguments":""}`, `{"kernel_arguments":"[]"}`,
+		`{"kernel_arguments":"[{\"operation\":\"append\",\"value\":\"a=b\"},{\"operation\":\"append\",\"value\":\"c\"}]"}`,
+		`{"kernel_arguments":"[{\"operation\":\"replace\",\"value\":\"x\"}]"}`,
+		`{"kernel_arguments":"not json"}`, `[1,2]`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		kargs, err := parseKernelArguments(doc)
+		if err != nil {
+			if !errors.Is(err, ErrBadResponse) {
+				t.Fatalf("error %v does not wrap ErrBadResponse", err)
+			}
+			return
+		}
+		if kargs != nil && len(kargs) == 0 {
+			t.Fatal("empty non-nil kargs: callers treat nil as none")
+		}
+		// Accepted arguments survive a round trip through the wire format.
+		ops := make([]map[string]string, len(kargs))
+		for i, k := range kargs {
+			ops[i] = map[string]string{"operation": "append", "value": k}
+		}
+		inner, _ := json.Marshal(ops)
+		outer, _ := json.Marshal(map[string]string{"kernel_arguments": string(inner)})
+		again, err := parseKernelArguments(outer)
+		if err != nil || !slices.Equal(again, kargs) {
+			t.Fatalf("round trip of %q: %q, %v", kargs, again, err)
+		}
+	})
 }

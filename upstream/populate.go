@@ -27,6 +27,7 @@ const (
 	StateDownloading = "downloading"
 	StateReady       = "ready"
 	StateFailed      = "failed"
+	StateEvicting    = "evicting"
 )
 
 // PopulatorConfig configures a Populator.
@@ -92,6 +93,7 @@ type Populator struct {
 	entries   []*imageEntry // configured order, deduplicated by key
 	firstPass bool
 	runCtx    context.Context // Run's context, for lazily started downloads
+	budgetMu  sync.Mutex      // one disk budget pass at a time
 	sem       chan struct{}   // download slots
 	wg        sync.WaitGroup  // download goroutines
 }
@@ -341,8 +343,9 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 		return err
 	}
 	defer w.Cancel()
-	lastTenth := int64(-1)
+	lastTenth, wantTotal := int64(-1), int64(-1)
 	progress := func(done, total int64) {
+		wantTotal = total
 		p.mu.Lock()
 		e.done, e.total = done, total
 		p.mu.Unlock()
@@ -367,6 +370,11 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 		return err
 	}
 	n := w.Size()
+	if wantTotal > 0 && n != wantTotal {
+		// A resumed response that ended early without an error.
+		w.Suspend()
+		return fmt.Errorf("upstream: downloaded %d of %d bytes", n, wantTotal)
+	}
 	layout, err := p.cfg.Inspect(w.TempPath())
 	if err != nil {
 		return err
