@@ -6,7 +6,7 @@ PORT    ?= 8080
 # Packages with concurrency run under the race detector.
 RACE_PKGS = ./cache/ ./upstream/ ./proxy/
 
-.PHONY: all build run test test-race vet fmt bench fuzz clean
+.PHONY: all build run test test-race vet fmt bench fuzz image clean
 
 all: build
 
@@ -42,6 +42,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLayout$$' -fuzztime $(FUZZTIME) ./customize/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME) ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzKernelArguments$$' -fuzztime $(FUZZTIME) ./upstream/
+
+IMAGE          ?= quay.io/isoedge/isoedge:latest
+CONTAINER_TOOL ?= $(shell command -v podman 2>/dev/null || command -v buildah 2>/dev/null)
+
+# Container image (Containerfile); needs podman or buildah.
+image:
+	@if [ -z "$(CONTAINER_TOOL)" ]; then \
+	  echo "make image: needs podman or buildah in PATH (or set CONTAINER_TOOL=docker)"; exit 1; fi
+	$(CONTAINER_TOOL) build -f Containerfile -t $(IMAGE) .
 
 clean:
 	rm -rf bin
