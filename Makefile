@@ -6,7 +6,7 @@ PORT    ?= 8080
 # Packages with concurrency run under the race detector.
 RACE_PKGS = ./cache/ ./upstream/ ./proxy/
 
-.PHONY: all build run test test-race vet fmt bench fuzz image clean
+.PHONY: all build run test test-race vet fmt bench fuzz image e2e clean
 
 all: build
 
@@ -27,6 +27,11 @@ vet:
 test: vet
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# Boots full.iso (BIOS, UEFI), minimal.iso (BIOS, UEFI) and kernel + pxe-initrd
+# in qemu (TCG) and checks what the guest received; see e2e/README.md.
+e2e:
+	$(GO) test -tags e2e -count=1 -timeout 20m -v ./e2e/
 
 # Server CPU per GB against a plain sendfile server, same run.
 bench:
