@@ -1,24 +1,22 @@
-// Command bench measures isoedge against a plain sendfile file server in
-// the same run: both serve the same base ISO from separate processes, and
-// the server CPU time per GB served is read from /proc. Run it with
-// `make bench`.
+// Command bench measures isoedge against a plain sendfile file server
+// (internal/bench/plainserver) in the same run: throughput and server CPU
+// per GB, time to first byte behind a slow assisted-service, a Range
+// storm, restart to ready, and memory and fds under slow streams. Run it
+// with `make bench`; BENCHMARKS.md has a recorded run.
 package main
 
 import (
-	"bufio"
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"testing"
+	"syscall"
 	"time"
 
 	"github.com/isoedge/isoedge/internal/fixture"
@@ -26,29 +24,142 @@ import (
 
 const imageID = "6f1b8e0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 
+// versions are the OS_IMAGES entries: the same base ISO under three
+// OpenShift versions, so a restart restores three stored images.
+var versions = [][2]string{
+	{"4.17", "417.94.202501010000-0"},
+	{"4.18", "418.94.202501010000-0"},
+	{"4.19", "419.96.202501010000-0"},
+}
+
+// logw receives progress and per-round numbers; the table goes to stdout.
+var logw io.Writer = os.Stderr
+
+type options struct {
+	rootfsMiB, initrdMiB             int64
+	rounds, samples, storms, restart int
+	hold                             time.Duration
+	delay                            time.Duration
+	keep                             bool
+}
+
 func main() {
-	rootfsMiB := flag.Int64("rootfs-mib", 1024, "size of the base ISO's rootfs in MiB")
-	rounds := flag.Int("rounds", 4, "downloads per server and scenario")
-	keep := flag.Bool("keep", false, "keep the work directory")
+	var o options
+	flag.Int64Var(&o.rootfsMiB, "rootfs-mib", 1024, "size of the base ISO's rootfs in MiB")
+	flag.Int64Var(&o.initrdMiB, "initrd-mib", 96, "size of the base ISO's initrd.img in MiB (RHCOS: ~100)")
+	flag.IntVar(&o.rounds, "rounds", 7, "interleaved rounds per throughput scenario (median reported)")
+	flag.IntVar(&o.samples, "ttfb-samples", 30, "TTFB samples per kind")
+	flag.IntVar(&o.storms, "storm-rounds", 3, "range storms per server (median reported)")
+	flag.IntVar(&o.restart, "restarts", 5, "restarts measured")
+	flag.DurationVar(&o.hold, "hold", 3*time.Second, "how long slow streams are held open while sampling")
+	flag.DurationVar(&o.delay, "upstream-delay", 50*time.Millisecond, "fake assisted-service latency per call in the TTFB scenario")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.Parse()
-	if err := run(*rootfsMiB, *rounds, *keep); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rootfsMiB int64, rounds int, keep bool) error {
+func (o options) reproduce() string {
+	return fmt.Sprintf("go run ./internal/bench -rootfs-mib %d -initrd-mib %d -rounds %d -ttfb-samples %d -storm-rounds %d -restarts %d -hold %s -upstream-delay %s",
+		o.rootfsMiB, o.initrdMiB, o.rounds, o.samples, o.storms, o.restart, o.hold, o.delay)
+}
+
+// raiseNofile lifts RLIMIT_NOFILE to its hard limit; children inherit it
+// (an explicit Setrlimit stops os/exec from restoring the original).
+func raiseNofile() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return l.Cur
+}
+
+func buildFixture(work string, o options) (iso string, err error) {
+	t := &tb{dir: work}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fixture: %v", r)
+		}
+	}()
+	initrd := fixture.DefaultInitrd(t, fixture.DefaultVolumeID)
+	// A real initrd is ~100 MB; pad the small cpio with NULs (the kernel
+	// skips NUL padding between archives).
+	if pad := o.initrdMiB<<20 - int64(len(initrd)); pad > 0 {
+		initrd = append(initrd, make([]byte, pad)...)
+	}
+	iso, _ = fixture.Build(t, work, fixture.Options{KernelSize: 8 << 20, RootfsSize: o.rootfsMiB << 20, Initrd: initrd})
+	if t.failed != "" {
+		return "", fmt.Errorf("fixture: %s", t.failed)
+	}
+	return iso, nil
+}
+
+// isoOffset is fixture.ISOOffset (xorriso) with errors instead of panics.
+func isoOffset(work, iso, path string) (off, size int64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fixture: %v", r)
+		}
+	}()
+	off, size = fixture.ISOOffset(&tb{dir: work}, iso, path)
+	return off, size, nil
+}
+
+// extract copies size bytes of src from off to dst, then pads it with
+// zeros to total bytes.
+func extract(src, dst string, off, size, total int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, io.NewSectionReader(in, off, size)); err != nil {
+		out.Close()
+		return err
+	}
+	if total > size {
+		if err := out.Truncate(total); err != nil {
+			out.Close()
+			return err
+		}
+	}
+	return out.Close()
+}
+
+// contentLength asks u's size with a HEAD request.
+func contentLength(u string) (int64, error) {
+	resp, err := client.Head(u)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 {
+		return 0, fmt.Errorf("HEAD %s: %s, length %d", u, resp.Status, resp.ContentLength)
+	}
+	return resp.ContentLength, nil
+}
+
+func run(o options) error {
+	nofile := raiseNofile()
 	work, err := os.MkdirTemp("", "isoedge-bench-")
 	if err != nil {
 		return err
 	}
-	if !keep {
+	if !o.keep {
 		defer os.RemoveAll(work)
 	}
-	t := &tb{dir: work}
-	defer t.cleanup()
 
-	fmt.Fprintf(os.Stderr, "building binaries and a %d MiB-rootfs base ISO in %s\n", rootfsMiB, work)
+	fmt.Fprintf(logw, "building binaries and a %d MiB-rootfs, %d MiB-initrd base ISO in %s (RLIMIT_NOFILE %d)\n", o.rootfsMiB, o.initrdMiB, work, nofile)
 	bin := filepath.Join(work, "bin")
 	for _, b := range [][2]string{{"isoedge", "."}, {"plainserver", "./internal/bench/plainserver"}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b[0]), b[1])
@@ -57,216 +168,203 @@ func run(rootfsMiB int64, rounds int, keep bool) error {
 			return fmt.Errorf("go build %s: %w", b[1], err)
 		}
 	}
-	iso, _ := fixture.Build(t, work, fixture.Options{KernelSize: 8 << 20, RootfsSize: rootfsMiB << 20})
-	if t.failed != "" {
-		return fmt.Errorf("%s", t.failed)
+	iso, err := buildFixture(work, o)
+	if err != nil {
+		return err
 	}
 	st, err := os.Stat(iso)
 	if err != nil {
 		return err
 	}
 
-	as := newFakeAssisted(0)
-	defer as.Close()
-
-	edge, err := startIsoedge(bin, work, iso, as.addr)
+	fake, err := newFakeAssisted()
 	if err != nil {
 		return err
 	}
-	defer edge.stop()
-	plain, err := startPlain(bin, iso)
+	defer fake.Close()
+
+	var imgs []string
+	for _, v := range versions {
+		imgs = append(imgs, fmt.Sprintf(`{"openshift_version":%q,"cpu_architecture":"x86_64","url":"file://%s","version":%q}`, v[0], iso, v[1]))
+	}
+	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	defer plain.stop()
+	ec := edgeConfig{
+		bin: bin, work: work, port: port, assisted: fake.addr,
+		osImages:      "[" + strings.Join(imgs, ",") + "]",
+		maxConcurrent: 5000,
+	}
+	fmt.Fprintf(logw, "starting isoedge: first ingest of %d OS images\n", len(versions))
+	edge, err := startIsoedge(ec, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if edge != nil {
+			edge.stop()
+		}
+	}()
+	fmt.Fprintf(logw, "isoedge ready after first ingest in %.1fs\n", edge.ready.Seconds())
 
-	edgeURL := "http://" + edge.addr + "/byid/" + imageID + "/4.19/x86_64/full.iso"
-	plainURL := "http://" + plain.addr + "/file"
+	base := "http://" + edge.addr
+	edgeISO := base + "/byid/" + imageID + "/4.19/x86_64/full.iso"
+	edgeRootfs := base + "/boot-artifacts/rootfs?version=4.19&arch=x86_64"
+	edgePXE := base + "/images/" + imageID + "/pxe-initrd?version=4.19&arch=x86_64"
+	isoSize, err := contentLength(edgeISO)
+	if err != nil {
+		return err
+	}
+	rootfsSize, err := contentLength(edgeRootfs)
+	if err != nil {
+		return err
+	}
+	pxeSize, err := contentLength(edgePXE)
+	if err != nil {
+		return err
+	}
+	if isoSize != st.Size() {
+		return fmt.Errorf("isoedge full.iso is %d bytes, the base ISO %d", isoSize, st.Size())
+	}
+	// The baseline serves the same rootfs bytes, and a file as large as
+	// the PXE initrd (initrd.img, then zeros where isoedge appends the
+	// ignition archive).
+	rootfsFile, pxeFile := filepath.Join(work, "rootfs.img"), filepath.Join(work, "pxe-initrd.img")
+	off, size, err := isoOffset(work, iso, "images/pxeboot/rootfs.img")
+	if err != nil {
+		return err
+	}
+	if size != rootfsSize {
+		return fmt.Errorf("rootfs: isoedge serves %d bytes, xorriso reports %d", rootfsSize, size)
+	}
+	if err := extract(iso, rootfsFile, off, size, size); err != nil {
+		return err
+	}
+	off, size, err = isoOffset(work, iso, "images/pxeboot/initrd.img")
+	if err != nil {
+		return err
+	}
+	if err := extract(iso, pxeFile, off, size, pxeSize); err != nil {
+		return err
+	}
+	plainFiles := map[string]string{"/full.iso": iso, "/rootfs.img": rootfsFile, "/pxe-initrd.img": pxeFile}
+	plain, err := startPlain(bin, plainFiles)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if plain != nil {
+			plain.stop()
+		}
+	}()
+	plainBase := "http://" + plain.addr
+
 	// Warm the page cache and both servers.
-	for _, u := range []string{edgeURL, plainURL} {
-		if _, err := download(u); err != nil {
+	fmt.Fprintln(logw, "warming the page cache")
+	for _, u := range []string{edgeISO, plainBase + "/full.iso", edgeRootfs, plainBase + "/rootfs.img", edgePXE, plainBase + "/pxe-initrd.img"} {
+		if _, err := download(u, ""); err != nil {
 			return err
 		}
 	}
 
-	fmt.Printf("\nisoedge bench — %s, Go %s, %d CPUs, base ISO %.2f GB\n", time.Now().UTC().Format(time.RFC3339), goVersion(), cpus(), float64(st.Size())/1e9)
-	fmt.Printf("reproduce: make bench   (go run ./internal/bench -rootfs-mib %d -rounds %d)\n\n", rootfsMiB, rounds)
-	fmt.Printf("%-34s %14s %14s %10s %10s %8s\n", "scenario", "plain CPU-s/GB", "edge CPU-s/GB", "plain GB/s", "edge GB/s", "ratio")
-	for _, par := range []int{1, 8} {
-		var pr, er result
-		for i := 0; i < rounds; i++ {
-			r, err := measure(plain, plainURL, par)
-			if err != nil {
-				return err
-			}
-			pr.add(r)
-			r, err = measure(edge, edgeURL, par)
-			if err != nil {
-				return err
-			}
-			er.add(r)
-		}
-		fmt.Printf("%-34s %14.3f %14.3f %10.2f %10.2f %8.2f\n", fmt.Sprintf("full.iso, %d parallel", par),
-			pr.cpuPerGB(), er.cpuPerGB(), pr.gbps(), er.gbps(), er.cpuPerGB()/pr.cpuPerGB())
+	t := &table{}
+	started, load0 := time.Now(), loadavg()
+
+	// 1. Throughput and CPU.
+	// Sequential scenarios download about 2 GB per batch.
+	per2GB := func(n int64) int { return int(max(1, (2e9+n/2)/n)) }
+	scs := []*tpScenario{
+		{name: fmt.Sprintf("full.iso, 1 parallel (×%d)", per2GB(isoSize)), plainURL: plainBase + "/full.iso", edgeURL: edgeISO, par: 1, count: per2GB(isoSize)},
+		{name: "full.iso, 8 parallel (×8)", plainURL: plainBase + "/full.iso", edgeURL: edgeISO, par: 8, count: 8},
+		{name: fmt.Sprintf("boot-artifacts rootfs (×%d)", per2GB(rootfsSize)), plainURL: plainBase + "/rootfs.img", edgeURL: edgeRootfs, par: 1, count: per2GB(rootfsSize)},
+		{name: fmt.Sprintf("pxe-initrd (×%d)", per2GB(pxeSize)), plainURL: plainBase + "/pxe-initrd.img", edgeURL: edgePXE, par: 1, count: per2GB(pxeSize)},
 	}
+	fmt.Fprintf(logw, "1. throughput: %d interleaved rounds\n", o.rounds)
+	if err := runThroughput(plain, edge, scs, o.rounds); err != nil {
+		return err
+	}
+	for _, sc := range scs {
+		sc.rows(t)
+	}
+
+	// 3. Range storm.
+	fmt.Fprintf(logw, "3. range storm: %d rounds\n", o.storms)
+	ps, es, err := runStorm(plain, edge, fake, plainBase+"/full.iso", edgeISO, isoSize, o.storms)
+	if err != nil {
+		return err
+	}
+	stormRows(t, ps, es)
+
+	// 5. Slow streams.
+	isoPath := strings.TrimPrefix(edgeISO, base)
+	for _, n := range []int{400, 2000} {
+		fmt.Fprintf(logw, "5. %d slow streams\n", n)
+		pr, err := slowStreams(plain, "/full.iso", n, o.hold)
+		if err != nil {
+			return fmt.Errorf("plain: %w", err)
+		}
+		er, err := slowStreams(edge, isoPath, n, o.hold)
+		if err != nil {
+			return fmt.Errorf("isoedge: %w", err)
+		}
+		fmt.Fprintf(logw, "  plain: RSS %.1f→%.1f MB, fds %d→%d, drained %v | isoedge: RSS %.1f→%.1f MB, fds %d→%d, drained %v\n",
+			pr.idleRSS, pr.maxRSS, pr.idleFDs, pr.maxFDs, pr.drained, er.idleRSS, er.maxRSS, er.idleFDs, er.maxFDs, er.drained)
+		streamRows(t, pr, er, n == 400)
+	}
+
+	// 4. Restart to ready with three stored images.
+	fmt.Fprintf(logw, "4. %d restarts\n", o.restart)
+	var edgeReady, plainReady, edgeStop []float64
+	for i := range o.restart {
+		d, err := edge.terminate(40 * time.Second)
+		if err != nil {
+			return err
+		}
+		edgeStop = append(edgeStop, d.Seconds())
+		if edge, err = startIsoedge(ec, 30*time.Second); err != nil {
+			return err
+		}
+		plain.stop()
+		if plain, err = startPlain(bin, plainFiles); err != nil {
+			return err
+		}
+		fmt.Fprintf(logw, "  restart %d: isoedge SIGTERM→exit %.3fs, exec→/health 200 %.3fs | plain exec→200 %.3fs\n",
+			i+1, d.Seconds(), edge.ready.Seconds(), plain.ready.Seconds())
+		edgeReady = append(edgeReady, edge.ready.Seconds())
+		plainReady = append(plainReady, plain.ready.Seconds())
+	}
+	plainBase = "http://" + plain.addr
+	em := median(edgeReady)
+	t.row(fmt.Sprintf("restart→/health 200, %d stored images: median s", len(versions)), f3(median(plainReady)), f3(em), check(em <= 0.5, "≤ 0.5 s"))
+	t.row("restart→/health 200: max s", f3(maxOf(plainReady)), f3(maxOf(edgeReady)), check(maxOf(edgeReady) <= 0.5, "≤ 0.5 s"))
+	t.row("SIGTERM→exit (idle): median s", "-", f3(median(edgeStop)), "")
+
+	// 2. TTFB behind a slow assisted-service.
+	fmt.Fprintf(logw, "2. TTFB with %s per assisted-service call: %d samples\n", o.delay, o.samples)
+	fake.setDelay(o.delay)
+	tr, err := runTTFB(plain, edge, fake, plainBase+"/full.iso", edgeISO, isoSize, o.samples)
+	fake.setDelay(0)
+	if err != nil {
+		return err
+	}
+	tr.rows(t, o.delay)
+
+	fmt.Printf("\nisoedge bench — %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("machine: %d CPUs (%s), kernel %s, %s %s/%s\n", cpus(), cpuModel(), kernel(), goVersion(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("base ISO %.2f GB (rootfs %.2f GB, PXE initrd %.1f MB); %d OS_IMAGES entries; baseline: plainserver (fasthttp.ServeFile)\n",
+		float64(isoSize)/1e9, float64(rootfsSize)/1e9, float64(pxeSize)/1e6, len(versions))
+	fmt.Printf("reproduce: make bench   (%s)\n", o.reproduce())
+	fmt.Printf("throughput: median of %d interleaved rounds; ratio = median of the paired per-round isoedge/baseline CPU-s/GB; server CPU from /proc/<pid>/task/*/schedstat\n\n", o.rounds)
+	t.print(os.Stdout)
+	fmt.Printf("\nmeasured in %.0fs after setup; load average before %s, after %s\n", time.Since(started).Seconds(), load0, loadavg())
 	return nil
-}
-
-// result accumulates server CPU time and bytes over downloads.
-type result struct {
-	cpu   time.Duration
-	bytes int64
-	wall  time.Duration
-}
-
-func (r *result) add(o result) { r.cpu += o.cpu; r.bytes += o.bytes; r.wall += o.wall }
-func (r result) cpuPerGB() float64 {
-	return r.cpu.Seconds() / (float64(r.bytes) / 1e9)
-}
-func (r result) gbps() float64 { return float64(r.bytes) / 1e9 / r.wall.Seconds() }
-
-// measure downloads u par times in parallel and reads the server's CPU time.
-func measure(p *proc, u string, par int) (result, error) {
-	c0, err := p.cpu()
-	if err != nil {
-		return result{}, err
-	}
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var total int64
-	var firstErr error
-	for i := 0; i < par; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := download(u)
-			mu.Lock()
-			defer mu.Unlock()
-			total += n
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(t0)
-	c1, err := p.cpu()
-	if err != nil {
-		return result{}, err
-	}
-	return result{cpu: c1 - c0, bytes: total, wall: wall}, firstErr
-}
-
-var client = &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}}
-
-func download(u string) (int64, error) {
-	resp, err := client.Get(u)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err == nil && n != resp.ContentLength {
-		err = fmt.Errorf("GET %s: got %d of %d bytes", u, n, resp.ContentLength)
-	}
-	return n, err
-}
-
-// proc is a server process under test.
-type proc struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-func (p *proc) stop() {
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-}
-
-// cpu returns the process's user+system CPU time from /proc/<pid>/stat.
-func (p *proc) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
-}
-
-func startPlain(bin, iso string) (*proc, error) {
-	cmd := exec.Command(filepath.Join(bin, "plainserver"), "-file", iso)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("plainserver: %w", err)
-	}
-	return &proc{cmd: cmd, addr: strings.TrimSpace(line)}, nil
-}
-
-func startIsoedge(bin, work, iso, assisted string) (*proc, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(filepath.Join(bin, "isoedge"))
-	cmd.Env = append(os.Environ(),
-		"DATA_DIR="+filepath.Join(work, "data"),
-		"DATA_TEMP_DIR="+filepath.Join(work, "tmp"),
-		"LISTEN_PORT="+port,
-		"LOG_LEVEL=warn",
-		"ASSISTED_SERVICE_HOST="+assisted,
-		`OS_IMAGES=[{"openshift_version":"4.19","cpu_architecture":"x86_64","url":"file://`+iso+`","version":"419.96.202501010000-0"}]`,
-	)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, addr: "127.0.0.1:" + port}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + p.addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	p.stop()
-	return nil, fmt.Errorf("isoedge did not become ready within 60s")
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	_, port, err := net.SplitHostPort(ln.Addr().String())
-	return port, err
 }
 
 func goVersion() string {
 	out, err := exec.Command("go", "env", "GOVERSION").Output()
 	if err != nil {
-		return "?"
+		return runtime.Version()
 	}
 	return strings.TrimSpace(string(out))
 }
@@ -274,72 +372,35 @@ func goVersion() string {
 func cpus() int {
 	out, err := exec.Command("nproc").Output()
 	if err != nil {
-		return 0
+		return runtime.NumCPU()
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 	return n
 }
 
-// fakeAssisted answers assisted-service's three calls with a fixed
-// ignition, after an optional delay.
-type fakeAssisted struct {
-	srv  *http.Server
-	addr string
-}
-
-func newFakeAssisted(delay time.Duration) *fakeAssisted {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	ign := []byte(`{"ignition":{"version":"3.2.0"},"storage":{"files":[{"path":"/etc/bench","contents":{"source":"data:,bench"}}]}}`)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/api/assisted-install/v2/infra-envs/", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(delay)
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/downloads/files"):
-			w.Header().Set("Last-Modified", "Wed, 25 Nov 2026 10:00:00 GMT")
-			w.Write(ign)
-		case strings.HasSuffix(r.URL.Path, "/downloads/minimal-initrd"):
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			w.Write([]byte(`{"kernel_arguments":"[{\"operation\":\"append\",\"value\":\"bench=1\"}]"}`))
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
 		}
-	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	return &fakeAssisted{srv: srv, addr: ln.Addr().String()}
-}
-
-func (f *fakeAssisted) Close() { f.srv.Shutdown(context.Background()) }
-
-// tb lets the bench use the test fixture builder outside a test.
-type tb struct {
-	testing.TB
-	dir      string
-	n        int
-	failed   string
-	cleanups []func()
-}
-
-func (t *tb) Helper()                           {}
-func (t *tb) Logf(format string, args ...any)   {}
-func (t *tb) Errorf(format string, args ...any) { t.failed = fmt.Sprintf(format, args...) }
-func (t *tb) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
-}
-func (t *tb) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
-func (t *tb) Cleanup(f func())  { t.cleanups = append(t.cleanups, f) }
-func (t *tb) TempDir() string {
-	t.n++
-	d := filepath.Join(t.dir, "t"+strconv.Itoa(t.n))
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		panic(err)
 	}
-	return d
+	return "?"
 }
-func (t *tb) cleanup() {
-	for i := len(t.cleanups) - 1; i >= 0; i-- {
-		t.cleanups[i]()
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "?"
 	}
+	return strings.TrimSpace(string(b))
+}
+
+// loadavg is the 1-minute load average: the machine may be shared.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
