@@ -92,7 +92,7 @@ func ingestFile(ctx context.Context, store *cache.Store, path string) (cache.Dig
 
 // minimalEvicter returns the populator's Evict hook: it removes the minimal
 // ISO template derived from an evicted full ISO, unless it is being served.
-func minimalEvicter(cfg *config.Config, store *cache.Store, index *cache.Index, inUse func(cache.Digest) bool) func(cache.BaseRecord) error {
+func minimalEvicter(cfg *config.Config, store *cache.Store, index *cache.Index, inUse func(cache.Digest) bool, forget func(cache.Digest)) func(cache.BaseRecord) error {
 	return func(rec cache.BaseRecord) error {
 		if rec.Key.Type != config.TypeFullISO || cfg.ImageServiceBaseURL == "" {
 			return nil
@@ -111,6 +111,7 @@ func minimalEvicter(cfg *config.Config, store *cache.Store, index *cache.Index, 
 		if inUse(d) {
 			return fmt.Errorf("minimal ISO template %s is being served", d)
 		}
+		forget(d)
 		if err := index.DeleteDerived(upstream.DerivedMinimal, rec.Digest, rootfsURL); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 // Command isoedge is an edge image service for the OpenShift Assisted
 // Installer, a drop-in replacement for assisted-image-service. Run with no
-// arguments it reads its configuration from the environment and serves.
+// arguments it reads its configuration from the environment and serves;
+// with arguments it runs an offline command (see cli.go).
 package main
 
 import (
@@ -26,6 +27,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		os.Exit(runCLI(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "isoedge:", err)
@@ -128,6 +132,11 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	set := metrics.NewSet()
 	var srv *proxy.Server // set below; the populator asks it what is being served
 	inUse := func(d cache.Digest) bool { return srv != nil && srv.InUse(d) }
+	forget := func(d cache.Digest) {
+		if srv != nil {
+			srv.Forget(d)
+		}
+	}
 	pop := upstream.NewPopulator(upstream.PopulatorConfig{
 		Images: cfg.OSImages, Store: store, Index: index, Fetcher: fetcher,
 		Inspect:     inspector(cfg),
@@ -138,9 +147,15 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		Lazy:        cfg.Fetch == config.FetchLazy,
 		MaxBytes:    cfg.DataDirMaxBytes,
 		InUse:       inUse,
-		Evict:       minimalEvicter(cfg, store, index, inUse),
-		Log:         log,
-		Metrics:     set,
+		Evict: func(rec cache.BaseRecord) error {
+			if err := minimalEvicter(cfg, store, index, inUse, forget)(rec); err != nil {
+				return err
+			}
+			forget(rec.Digest)
+			return nil
+		},
+		Log:     log,
+		Metrics: set,
 	})
 	catalog, err := proxy.NewCatalog(pop, index, cfg.ImageServiceBaseURL)
 	if err != nil {

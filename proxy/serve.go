@@ -91,10 +91,10 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		finish(code, 0)
 		return
 	}
-	body := &planBody{plan: r.plan, conn: ctx.Conn(), stall: s.cfg.StreamStallTimeout}
+	body := &planBody{plan: r.plan, conn: ctx.Conn(), stall: s.cfg.StreamStallTimeout, stats: s.stats}
 	var closeStream func()
 	if needsBase(r.plan) {
-		f, done, err := s.openStream(r.base)
+		f, done, err := s.files.acquire(r.base)
 		if err != nil {
 			s.log.Error("open base image", zap.String("digest", r.base.String()), errField(err))
 			h.Del(fasthttp.HeaderContentRange)

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"os"
-	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -37,8 +35,8 @@ type Server struct {
 	snaps   *snapshots
 	router  *router.Router
 
-	streamsMu sync.Mutex
-	streams   map[cache.Digest]int // open response bodies per blob
+	files *openFiles
+	stats *bodyStats
 }
 
 // New returns a Server.
@@ -58,7 +56,8 @@ func New(o Options) *Server {
 		set:     o.Metrics,
 		metrics: newServerMetrics(o.Metrics),
 		limit:   newLimiter(o.Config.MaxConcurrentRequests, o.Config.RequestWait),
-		streams: map[cache.Digest]int{},
+		files:   newOpenFiles(o.Store),
+		stats:   newBodyStats(o.Metrics),
 	}
 	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL)
 	if err != nil {
@@ -72,30 +71,11 @@ func New(o Options) *Server {
 
 // InUse reports whether a response is streaming from blob d: the disk
 // budget must not evict it.
-func (s *Server) InUse(d cache.Digest) bool {
-	s.streamsMu.Lock()
-	defer s.streamsMu.Unlock()
-	return s.streams[d] > 0
-}
+func (s *Server) InUse(d cache.Digest) bool { return s.files.inUse(d) }
 
-// openStream opens blob d for a response and counts it in use until the
-// returned close function runs.
-func (s *Server) openStream(d cache.Digest) (*os.File, func(), error) {
-	f, _, err := s.store.Open(d)
-	if err != nil {
-		return nil, nil, err
-	}
-	s.streamsMu.Lock()
-	s.streams[d]++
-	s.streamsMu.Unlock()
-	return f, func() {
-		s.streamsMu.Lock()
-		if s.streams[d]--; s.streams[d] <= 0 {
-			delete(s.streams, d)
-		}
-		s.streamsMu.Unlock()
-	}, nil
-}
+// Forget closes blob d's shared file once its last response is done; call
+// it when the blob is removed from the store.
+func (s *Server) Forget(d cache.Digest) { s.files.forget(d) }
 
 // retryAfter is the Retry-After value, in seconds, of 503 answers.
 const retryAfter = "10"
