@@ -157,7 +157,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		Log:     log,
 		Metrics: set,
 	})
-	catalog, err := proxy.NewCatalog(pop, index, cfg.ImageServiceBaseURL)
+	catalog, err := proxy.NewCatalog(pop, store, index, cfg.ImageServiceBaseURL)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,9 @@ type Base struct {
 	Digest  cache.Digest
 	Layout  *customize.Layout
 	ModTime time.Time // when it was stored: Last-Modified of boot artifacts
+	// Nmstate is the nmstatectl archive PXE initrds of this image append
+	// after a static-network ramdisk (OpenShift 4.18 and later); nil if none.
+	Nmstate []byte
 }
 
 // ErrNotReady means a configured image is not stored yet: 503 + Retry-After.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/customize"
@@ -15,18 +16,24 @@ import (
 // parsed once, at ingest; here it is only decoded, once per process.
 type Catalog struct {
 	pop     *upstream.Populator
+	store   *cache.Store
 	index   *cache.Index
 	layouts *cache.Hot[*customize.Layout]
-	baseURL string // IMAGE_SERVICE_BASE_URL: part of a minimal template's identity
+	nmstate *cache.Hot[[]byte] // nmstatectl archives by full ISO digest
+	baseURL string             // IMAGE_SERVICE_BASE_URL: part of a minimal template's identity
 }
 
 // NewCatalog returns a Catalog.
-func NewCatalog(pop *upstream.Populator, index *cache.Index, imageServiceBaseURL string) (*Catalog, error) {
+func NewCatalog(pop *upstream.Populator, store *cache.Store, index *cache.Index, imageServiceBaseURL string) (*Catalog, error) {
 	hot, err := cache.NewHot[*customize.Layout](1024)
 	if err != nil {
 		return nil, err
 	}
-	return &Catalog{pop: pop, index: index, layouts: hot, baseURL: imageServiceBaseURL}, nil
+	nm, err := cache.NewHot[[]byte](256 << 20)
+	if err != nil {
+		return nil, err
+	}
+	return &Catalog{pop: pop, store: store, index: index, layouts: hot, nmstate: nm, baseURL: imageServiceBaseURL}, nil
 }
 
 // Base implements Bases.
@@ -42,8 +49,9 @@ func (c *Catalog) Base(version, arch, imageType string) (Base, bool, error) {
 		return Base{}, true, err
 	}
 	d := rec.Digest
+	nmDigest, nmstate := c.nmstateOf(rec)
 	if imageType == typeMinimal {
-		if d, err = c.minimal(rec); err != nil {
+		if d, err = c.minimal(rec, nmDigest); err != nil {
 			return Base{}, true, err
 		}
 	}
@@ -51,14 +59,36 @@ func (c *Catalog) Base(version, arch, imageType string) (Base, bool, error) {
 	if err != nil {
 		return Base{}, true, err
 	}
-	return Base{Digest: d, Layout: l, ModTime: rec.FetchedAt}, true, nil
+	return Base{Digest: d, Layout: l, ModTime: rec.FetchedAt, Nmstate: nmstate}, true, nil
+}
+
+// nmstateOf returns the nmstatectl archive extracted from a full ISO, if
+// its OpenShift version needs one (§B.5; decided on the configured version,
+// not on the request's) and the extraction succeeded.
+func (c *Catalog) nmstateOf(rec cache.BaseRecord) (cache.Digest, []byte) {
+	if rec.Key.Type != typeFull || !customize.NmstateNeeded(rec.OpenshiftVersion) {
+		return cache.Digest{}, nil
+	}
+	d, err := c.index.Derived(upstream.DerivedNmstate, rec.Digest, "")
+	if err != nil {
+		return cache.Digest{}, nil
+	}
+	if b, ok := c.nmstate.Get(d.Hex()); ok {
+		return d, b
+	}
+	b, err := os.ReadFile(c.store.BlobPath(d))
+	if err != nil {
+		return cache.Digest{}, nil
+	}
+	c.nmstate.Set(d.Hex(), b, int64(len(b)))
+	return d, b
 }
 
 // errNoMinimal is the answer for minimal ISOs of s390x, which has none.
 var errNoMinimal = fmt.Errorf("%w: no minimal ISO for s390x", customize.ErrNoFile)
 
 // minimal returns the minimal ISO template derived from a full ISO.
-func (c *Catalog) minimal(rec cache.BaseRecord) (cache.Digest, error) {
+func (c *Catalog) minimal(rec cache.BaseRecord, nmstate cache.Digest) (cache.Digest, error) {
 	if rec.Key.Arch == "s390x" {
 		return cache.Digest{}, errNoMinimal
 	}
@@ -69,7 +99,7 @@ func (c *Catalog) minimal(rec cache.BaseRecord) (cache.Digest, error) {
 	if err != nil {
 		return cache.Digest{}, err
 	}
-	d, err := c.index.Derived(upstream.DerivedMinimal, rec.Digest, u)
+	d, err := c.index.Derived(upstream.DerivedMinimal, rec.Digest, upstream.MinimalKey(u, nmstate))
 	if errors.Is(err, cache.ErrNotFound) {
 		return cache.Digest{}, fmt.Errorf("%w: minimal ISO template of %s %s is being built", ErrNotReady, rec.Key.Version, rec.Key.Arch)
 	}

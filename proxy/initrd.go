@@ -65,7 +65,13 @@ func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdReq
 		if err != nil {
 			return nil, err
 		}
-		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, snap.Ramdisk)
+		// nmstatectl goes with a static-network ramdisk: its script needs
+		// it to apply nmstate YAML before NetworkManager starts.
+		var extra [][]byte
+		if snap.Ramdisk != nil && base.Nmstate != nil {
+			extra = append(extra, base.Nmstate)
+		}
+		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, snap.Ramdisk, extra...)
 		if err != nil {
 			return nil, err
 		}

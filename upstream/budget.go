@@ -117,7 +117,7 @@ func (p *Populator) evict(e *imageEntry) error {
 	p.mu.Unlock()
 	err := p.removeStored(rec)
 	p.mu.Lock()
-	e.state, e.started, e.derived, e.done, e.total = StatePending, false, "", 0, -1
+	e.state, e.started, e.derived, e.warning, e.done, e.total = StatePending, false, "", "", 0, -1
 	e.rec = cache.BaseRecord{}
 	e.ready = make(chan struct{})
 	p.mu.Unlock()

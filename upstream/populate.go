@@ -77,6 +77,7 @@ type imageEntry struct {
 	rec      cache.BaseRecord
 	attempts int
 	derived  string        // outcome of Derive: "", "ok", or the error
+	warning  string        // what Derive could not do although the images are usable
 	started  bool          // a keep goroutine runs or ran for it
 	ready    chan struct{} // closed when the image becomes ready
 	served   atomic.Int64  // unix nanoseconds of the last lookup that found it ready
@@ -412,13 +413,17 @@ func (p *Populator) derive(ctx context.Context, e *imageEntry) {
 	p.mu.RLock()
 	rec := e.rec
 	p.mu.RUnlock()
-	outcome := "ok"
-	if err := p.cfg.Derive(ctx, rec); err != nil {
+	outcome, warning := "ok", ""
+	var w *DeriveWarning
+	if err := p.cfg.Derive(ctx, rec); errors.As(err, &w) {
+		warning = w.Error()
+		p.log.Warn("derived images incomplete", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
+	} else if err != nil {
 		outcome = err.Error()
 		p.log.Error("building derived images failed", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
 	}
 	p.mu.Lock()
-	e.derived = outcome
+	e.derived, e.warning = outcome, warning
 	p.mu.Unlock()
 }
 
@@ -525,6 +530,7 @@ type ImageStatus struct {
 	RetryAt          time.Time `json:"retry_at,omitzero"`
 	Digest           string    `json:"digest,omitempty"`
 	Derived          string    `json:"derived,omitempty"` // minimal template: "ok" or why it failed
+	Warning          string    `json:"warning,omitempty"` // e.g. no nmstatectl for static networking
 }
 
 // Health returns the JSON body of /health.
@@ -546,7 +552,7 @@ func (p *Populator) Health() []byte {
 		case StateFailed:
 			s.Error, s.RetryAt = e.err, e.retryAt
 		case StateReady:
-			s.Digest, s.Derived = e.rec.Digest.String(), e.derived
+			s.Digest, s.Derived, s.Warning = e.rec.Digest.String(), e.derived, e.warning
 		}
 		out.Images = append(out.Images, s)
 	}
@@ -556,3 +562,26 @@ func (p *Populator) Health() []byte {
 
 // DerivedMinimal is the derivation kind of minimal ISO templates.
 const DerivedMinimal = "minimal"
+
+// DeriveWarning is returned by a Derive hook that built what it could but
+// not everything: the image is served, /health shows the warning.
+type DeriveWarning struct{ Err error }
+
+func (w *DeriveWarning) Error() string { return w.Err.Error() }
+func (w *DeriveWarning) Unwrap() error { return w.Err }
+
+// DerivedNmstate is the derivation kind of a full ISO's nmstatectl archive
+// (§D.4), MetaNmstate the meta kind that keeps its blob referenced.
+const (
+	DerivedNmstate = "nmstate"
+	MetaNmstate    = "nmstate"
+)
+
+// MinimalKey is the derivation parameter of a minimal ISO template: its
+// rootfs URL and the nmstatectl archive it carries, if any.
+func MinimalKey(rootfsURL string, nmstate cache.Digest) string {
+	if nmstate.IsZero() {
+		return rootfsURL
+	}
+	return rootfsURL + "\x00nmstate=" + nmstate.Hex()
+}
