@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"sync/atomic"
 	"time"
 
 	"github.com/isoedge/isoedge/cache"
@@ -13,9 +14,10 @@ import (
 // built is a customized image ready to serve: the plan and the headers
 // derived from it, computed once per download.
 type built struct {
-	plan    customize.Plan
-	etag    string
-	modTime time.Time
+	plan      customize.Plan
+	etag      string
+	modTime   time.Time
+	refreshed atomic.Int64 // unix nanoseconds of the last TTL refresh
 }
 
 func newBuilt(p customize.Plan, lastMod string) *built {
@@ -79,13 +81,19 @@ func snapshotKey(kind, imageID string, base cache.Digest, cred upstream.Credenti
 func (s *snapshots) get(key string, continuing bool, build func() (*built, error)) (*built, error) {
 	if continuing && s.ttl > 0 {
 		if b, ok := s.hot.Get(key); ok {
-			s.hot.SetWithTTL(key, b, b.cost(), s.ttl) // refreshed on use
+			// Refreshed on use, at most twice per TTL: a set wakes
+			// ristretto's goroutine, too costly for every Range request.
+			now := time.Now().UnixNano()
+			if last := b.refreshed.Load(); now-last > int64(s.ttl/2) && b.refreshed.CompareAndSwap(last, now) {
+				s.hot.SetWithTTL(key, b, b.cost(), s.ttl)
+			}
 			return b, nil
 		}
 	}
 	v, err, _ := s.group.Do(key, func() (any, error) {
 		b, err := build()
 		if err == nil && s.ttl > 0 {
+			b.refreshed.Store(time.Now().UnixNano())
 			s.hot.SetWithTTL(key, b, b.cost(), s.ttl)
 			// ristretto applies sets asynchronously; the next request of
 			// this download must find the snapshot.
