@@ -21,6 +21,9 @@ func newTransport(tlsConf *tls.Config) *http.Transport {
 	if tlsConf != nil {
 		t.TLSClientConfig = tlsConf
 	}
+	// Every new download makes up to three concurrent calls to one host:
+	// keep enough idle connections that they are reused, not redialled.
+	t.MaxIdleConnsPerHost = 64
 	return t
 }
 
