@@ -361,23 +361,8 @@ func writePlanFile(path string, src *os.File, p customize.Plan) (st copyStats, e
 	if st, err = writePlan(tmp, src, p); err != nil {
 		return st, err
 	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return st, err
-	}
-	if err = tmp.Sync(); err != nil {
-		return st, err
-	}
-	if err = tmp.Close(); err != nil {
-		return st, err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return st, err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return st, nil
+	err = customize.CommitFile(tmp, path)
+	return st, err
 }
 
 // writePlan writes p into dst, a new empty file, at explicit offsets: base

@@ -1,7 +1,6 @@
 package customize
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -194,45 +193,10 @@ func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error)
 	if err != nil {
 		return fmt.Errorf("customize: minimal ISO: finalize: %w", err)
 	}
-	if err = minimalTrim(tmp, size); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
+	if err = trimToVolume(tmp, size); err != nil {
 		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("customize: minimal ISO: %w", err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("customize: minimal ISO: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), outPath); err != nil {
-		return fmt.Errorf("customize: minimal ISO: %w", err)
-	}
-	if d, derr := os.Open(filepath.Dir(outPath)); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
-}
-
-// minimalTrim truncates f to the volume space size in its PVD.
-func minimalTrim(f *os.File, size int64) error {
-	var pvd [sectorSize]byte
-	if _, err := f.ReadAt(pvd[:], 16*sectorSize); err != nil {
-		return fmt.Errorf("customize: minimal ISO: read PVD: %w", err)
-	}
-	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
-		return errors.New("customize: minimal ISO: no primary volume descriptor after finalize")
-	}
-	blocks := int64(binary.LittleEndian.Uint32(pvd[80:84]))
-	if blocks < 18 || blocks*sectorSize > size {
-		return fmt.Errorf("customize: minimal ISO: implausible volume size of %d blocks", blocks)
-	}
-	if err := f.Truncate(blocks * sectorSize); err != nil {
-		return fmt.Errorf("customize: minimal ISO: %w", err)
-	}
-	return nil
+	return CommitFile(tmp, outPath)
 }
 
 // minimalExtract copies every directory and file of the ISO except

@@ -3,9 +3,7 @@ package customize
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -95,40 +93,10 @@ func BuildSampleISO(path, workDir string) (err error) {
 		return fmt.Errorf("sample iso: finalize: %w", err)
 	}
 
-	// Trim the file to the volume space size recorded in the PVD.
-	var pvd [sampleBlockSize]byte
-	if _, err = tmp.ReadAt(pvd[:], 16*sampleBlockSize); err != nil {
-		return fmt.Errorf("sample iso: read PVD: %w", err)
-	}
-	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
-		return errors.New("sample iso: no primary volume descriptor after finalize")
-	}
-	blocks := int64(binary.LittleEndian.Uint32(pvd[80:84]))
-	if blocks*sampleBlockSize > size || blocks < 18 {
-		return fmt.Errorf("sample iso: implausible volume size of %d blocks", blocks)
-	}
-	if err = tmp.Truncate(blocks * sampleBlockSize); err != nil {
+	if err = trimToVolume(tmp, size); err != nil {
 		return fmt.Errorf("sample iso: %w", err)
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("sample iso: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("sample iso: %w", err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("sample iso: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("sample iso: %w", err)
-	}
-	// Persist the rename; failure to sync a directory is not fatal on
-	// filesystems that do not support it.
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	return CommitFile(tmp, path)
 }
 
 func sampleWrite(fsys *iso9660.FileSystem, f sampleFile) error {
