@@ -12,6 +12,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -142,6 +144,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		Inspect:     inspector(cfg),
 		Derive:      minimalDeriver(cfg, store, index, log),
 		BuildSample: customize.BuildSampleISO,
+		Seed:        originalImage(cfg.DataDir),
 		TempDir:     cfg.DataTempDir,
 		Concurrency: cfg.DownloadConcurrency,
 		Lazy:        cfg.Fetch == config.FetchLazy,
@@ -164,6 +167,23 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	srv = proxy.New(proxy.Options{Config: cfg, Bases: catalog, Source: upstream.Metered(src, set), Store: store, Log: log, Metrics: set})
 	ok = true
 	return &app{cfg: cfg, log: log, index: index, pop: pop, srv: srv}, nil
+}
+
+// originalImage finds the ISO assisted-image-service kept in the same
+// DATA_DIR for an image (rhcos-<type>-<version>-<arch>.iso), so that
+// replacing it with isoedge downloads nothing already on disk. The file is
+// checked like any download before it is served.
+func originalImage(dataDir string) func(config.OSImage) string {
+	return func(img config.OSImage) string {
+		if img.URL == config.SampleURL || strings.ContainsAny(img.Version+img.CPUArchitecture+img.Type, "/\\") {
+			return ""
+		}
+		p := filepath.Join(dataDir, "rhcos-"+img.Type+"-"+img.Version+"-"+img.CPUArchitecture+".iso")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+		return ""
+	}
 }
 
 // inspector parses a downloaded ISO and applies the ingest checks. The

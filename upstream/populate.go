@@ -44,6 +44,10 @@ type PopulatorConfig struct {
 	// templates) once; it is called after the image is ready, also when it
 	// was restored from the index, and must be cheap when nothing is to do.
 	Derive func(ctx context.Context, rec cache.BaseRecord) error
+	// Seed returns the path of a local copy of an image to ingest instead
+	// of downloading it, or "" (an assisted-image-service data directory
+	// being taken over); the copy is removed once ingested.
+	Seed func(img config.OSImage) string
 	// BuildSample writes the built-in sample image (config.SampleURL) to path.
 	BuildSample func(path, workDir string) error
 	TempDir     string
@@ -324,7 +328,15 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 	src := e.img.URL
 	var w *cache.Writer
 	var err error
-	if src == config.SampleURL {
+	seed := ""
+	if p.cfg.Seed != nil {
+		seed = p.cfg.Seed(e.img)
+	}
+	if seed != "" {
+		log.Info("ingesting the image assisted-image-service left in DATA_DIR", zap.String("path", seed))
+		src = "file://" + seed
+		w, err = p.cfg.Store.Create()
+	} else if src == config.SampleURL {
 		if p.cfg.BuildSample == nil {
 			return errors.New("upstream: no sample image builder")
 		}
@@ -402,6 +414,11 @@ func (p *Populator) fetch(ctx context.Context, e *imageEntry) error {
 	close(e.ready)
 	p.mu.Unlock()
 	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
+	if seed != "" {
+		if err := os.Remove(seed); err != nil {
+			log.Warn("removing the ingested copy", zap.String("path", seed), zap.Error(err))
+		}
+	}
 	return nil
 }
 
