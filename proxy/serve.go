@@ -62,9 +62,19 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 			httpError(ctx, "416 requested range not satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
 			finish(fasthttp.StatusRequestedRangeNotSatisfiable, 0)
 			return
+		case err == nil && len(ranges) > 1 && sumRanges(ranges) <= r.plan.Size:
+			// Ranges asking for more than the whole image are ignored, as
+			// Go's server does: a cheap request must not cost a large answer.
+			mp, ctype, err := multipartPlan(r.plan, ranges, r.contentType)
+			if err != nil {
+				s.fail(ctx, err, "")
+				finish(fasthttp.StatusInternalServerError, 0)
+				return
+			}
+			r.plan = mp
+			h.SetContentType(ctype)
+			ctx.SetStatusCode(fasthttp.StatusPartialContent)
 		case err == nil && len(ranges) == 1:
-			// Several ranges are answered with the whole image, which
-			// RFC 9110 allows; clients of an image service ask for one.
 			rg := ranges[0]
 			part, err := r.plan.Slice(rg.start, rg.length)
 			if err != nil {
