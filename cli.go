@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -348,7 +347,7 @@ type copyStats struct {
 // writePlanFile writes p to path atomically: into a temporary file in the
 // same directory, synced, then renamed over path.
 func writePlanFile(path string, src *os.File, p customize.Plan) (st copyStats, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := customize.CreateTempFor(path)
 	if err != nil {
 		return st, err
 	}

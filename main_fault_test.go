@@ -104,7 +104,7 @@ func TestKilledDownloadResumes(t *testing.T) {
 	as := newFakeAS(t)
 	id := "0a0b0c0d-0000-4000-8000-000000000004"
 	as.set(id, &infraEnv{ignition: ignitionFor("resume")})
-	port := freeTestPort(t)
+	port := freePort(t)
 	dataDir := filepath.Join(dir, "data")
 	env := append(os.Environ(),
 		"DATA_DIR="+dataDir, "DATA_TEMP_DIR="+filepath.Join(dir, "tmp"), "LISTEN_PORT="+port,
@@ -194,15 +194,4 @@ func TestKilledDownloadResumes(t *testing.T) {
 	if !strings.Contains(string(log), "resuming OS image download") {
 		t.Fatalf("second process did not log the resume:\n%s", log)
 	}
-}
-
-func freeTestPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }

@@ -8,6 +8,12 @@ import (
 	"path/filepath"
 )
 
+// CreateTempFor creates the temp file that CommitFile later makes path:
+// hidden, in path's directory, so the final rename is atomic.
+func CreateTempFor(path string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+}
+
 // CommitFile makes a fully written temp file the file at path: fsync,
 // mode 0644, rename over path, fsync of the directory. The temp file must
 // be in path's directory, so the rename is atomic: readers see the old file

@@ -172,7 +172,7 @@ func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error)
 		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}
 
-	tmp, err := os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".tmp-*")
+	tmp, err := CreateTempFor(outPath)
 	if err != nil {
 		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
@@ -58,7 +57,7 @@ func BuildSampleISO(path, workDir string) (err error) {
 	// Finalize removes the staging directory itself; this covers errors.
 	defer os.RemoveAll(stage)
 
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := CreateTempFor(path)
 	if err != nil {
 		return fmt.Errorf("sample iso: %w", err)
 	}
