@@ -134,9 +134,13 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	set := metrics.NewSet()
 	var srv *proxy.Server // set below; the populator asks it what is being served
 	inUse := func(d cache.Digest) bool { return srv != nil && srv.InUse(d) }
+	var catalog *proxy.Catalog // set below, like srv
 	forget := func(d cache.Digest) {
 		if srv != nil {
 			srv.Forget(d)
+		}
+		if catalog != nil {
+			catalog.Forget(d)
 		}
 	}
 	pop := upstream.NewPopulator(upstream.PopulatorConfig{
@@ -151,16 +155,15 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		MaxBytes:    cfg.DataDirMaxBytes,
 		InUse:       inUse,
 		Evict: func(rec cache.BaseRecord) error {
-			if err := minimalEvicter(cfg, store, index, inUse, forget)(rec); err != nil {
-				return err
-			}
+			// Forget first: nothing may resolve to a derived blob while it
+			// is being removed. Forgetting is harmless if eviction is refused.
 			forget(rec.Digest)
-			return nil
+			return minimalEvicter(cfg, store, index, inUse, forget)(rec)
 		},
 		Log:     log,
 		Metrics: set,
 	})
-	catalog, err := proxy.NewCatalog(pop, store, index, cfg.ImageServiceBaseURL)
+	catalog, err = proxy.NewCatalog(pop, store, index, cfg.ImageServiceBaseURL)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"sync"
 
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/customize"
@@ -21,6 +23,11 @@ type Catalog struct {
 	layouts *cache.Hot[*customize.Layout]
 	nmstate *cache.Hot[[]byte] // nmstatectl archives by full ISO digest
 	baseURL string             // IMAGE_SERVICE_BASE_URL: part of a minimal template's identity
+
+	// derived remembers the derivations found in the index (key: kind,
+	// full ISO digest, parameter), so requests do not read bbolt. Only
+	// found ones are kept: a derivation being built is looked up again.
+	derived sync.Map // string → cache.Digest
 }
 
 // NewCatalog returns a Catalog.
@@ -69,7 +76,7 @@ func (c *Catalog) nmstateOf(rec cache.BaseRecord) (cache.Digest, []byte) {
 	if rec.Key.Type != typeFull || !customize.NmstateNeeded(rec.OpenshiftVersion) {
 		return cache.Digest{}, nil
 	}
-	d, err := c.index.Derived(upstream.DerivedNmstate, rec.Digest, "")
+	d, err := c.lookupDerived(upstream.DerivedNmstate, rec.Digest, "")
 	if err != nil {
 		return cache.Digest{}, nil
 	}
@@ -99,7 +106,7 @@ func (c *Catalog) minimal(rec cache.BaseRecord, nmstate cache.Digest) (cache.Dig
 	if err != nil {
 		return cache.Digest{}, err
 	}
-	d, err := c.index.Derived(upstream.DerivedMinimal, rec.Digest, upstream.MinimalKey(u, nmstate))
+	d, err := c.lookupDerived(upstream.DerivedMinimal, rec.Digest, upstream.MinimalKey(u, nmstate))
 	if errors.Is(err, cache.ErrNotFound) {
 		return cache.Digest{}, fmt.Errorf("%w: minimal ISO template of %s %s is being built", ErrNotReady, rec.Key.Version, rec.Key.Arch)
 	}
@@ -128,3 +135,28 @@ func (c *Catalog) Ready() bool { return c.pop.Ready() }
 
 // Health implements Bases.
 func (c *Catalog) Health() []byte { return c.pop.Health() }
+
+// lookupDerived is index.Derived with found results remembered.
+func (c *Catalog) lookupDerived(kind string, parent cache.Digest, param string) (cache.Digest, error) {
+	key := kind + "|" + parent.Hex() + "|" + param
+	if d, ok := c.derived.Load(key); ok {
+		return d.(cache.Digest), nil
+	}
+	d, err := c.index.Derived(kind, parent, param)
+	if err == nil {
+		c.derived.Store(key, d)
+	}
+	return d, err
+}
+
+// Forget drops what is remembered about blob d: call it when d is evicted,
+// since what derives from it is removed with it.
+func (c *Catalog) Forget(d cache.Digest) {
+	hex := d.Hex()
+	c.derived.Range(func(k, _ any) bool {
+		if strings.Contains(k.(string), "|"+hex+"|") {
+			c.derived.Delete(k)
+		}
+		return true
+	})
+}
