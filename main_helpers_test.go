@@ -23,7 +23,6 @@ import (
 	"github.com/isoedge/isoedge/config"
 	"github.com/isoedge/isoedge/internal/fixture"
 	"github.com/isoedge/isoedge/proxy"
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -203,9 +202,9 @@ type instance struct {
 	logs    *syncBuffer
 
 	stopOnce sync.Once
-	cancel   context.CancelFunc
-	popDone  chan struct{}
-	srv      *fasthttp.Server
+	cancel   context.CancelFunc // stops the catalog
+	catDone  chan struct{}
+	stopSrv  context.CancelFunc // shuts the server down
 	srvDone  chan error
 }
 
@@ -253,19 +252,20 @@ func startInstance(t *testing.T, env map[string]string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{
 		app: a, dataDir: cfg.DataDir, logs: logs, cancel: cancel,
-		popDone: make(chan struct{}), srvDone: make(chan error, 1),
+		catDone: make(chan struct{}), srvDone: make(chan error, 1),
 	}
 	go func() {
-		defer close(in.popDone)
-		a.pop.Run(ctx)
+		defer close(in.catDone)
+		a.cat.Run(ctx)
 	}()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	in.srv = proxy.NewHTTPServer(a.srv.Handler(false), log)
-	go func() { in.srvDone <- in.srv.Serve(ln) }()
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	in.stopSrv = stopSrv
+	go func() { in.srvDone <- a.srv.Serve(srvCtx, proxy.Endpoint{Listener: ln}) }()
 	in.url = "http://" + ln.Addr().String()
 	in.client = &http.Client{
 		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 8},
@@ -292,19 +292,20 @@ func (in *instance) stop(t *testing.T) {
 	t.Helper()
 	in.stopOnce.Do(func() {
 		in.client.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := in.srv.ShutdownWithContext(ctx); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-		if err := <-in.srvDone; err != nil {
-			t.Errorf("server: %v", err)
+		in.stopSrv()
+		select {
+		case err := <-in.srvDone:
+			if err != nil {
+				t.Errorf("server: %v", err)
+			}
+		case <-time.After(40 * time.Second):
+			t.Errorf("server did not shut down")
 		}
 		in.cancel()
 		select {
-		case <-in.popDone:
+		case <-in.catDone:
 		case <-time.After(10 * time.Second):
-			t.Errorf("populator did not stop")
+			t.Errorf("catalog did not stop")
 		}
 		if err := in.app.index.Close(); err != nil {
 			t.Errorf("index close: %v", err)

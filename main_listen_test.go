@@ -25,6 +25,7 @@ import (
 
 	"github.com/isoedge/isoedge/config"
 	"github.com/isoedge/isoedge/internal/fixture"
+	"github.com/isoedge/isoedge/proxy"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -36,37 +37,37 @@ func TestListenerTable(t *testing.T) {
 	cases := []struct {
 		name string
 		env  map[string]string
-		want []listener
+		want []proxy.ListenSpec
 	}{
 		{
 			name: "HTTP_LISTEN_PORT unset, cert+key set: HTTPS on LISTEN_PORT",
 			env:  map[string]string{"LISTEN_PORT": "8443", "HTTPS_CERT_FILE": cert, "HTTPS_KEY_FILE": key},
-			want: []listener{{addr: ":8443", tls: true}},
+			want: []proxy.ListenSpec{{Addr: ":8443", TLS: true}},
 		},
 		{
 			name: "HTTP_LISTEN_PORT unset, no cert: HTTP on LISTEN_PORT",
 			env:  map[string]string{"LISTEN_PORT": "8443"},
-			want: []listener{{addr: ":8443"}},
+			want: []proxy.ListenSpec{{Addr: ":8443"}},
 		},
 		{
 			name: "HTTP_LISTEN_PORT unset, no cert, default LISTEN_PORT",
 			env:  map[string]string{},
-			want: []listener{{addr: ":8080"}},
+			want: []proxy.ListenSpec{{Addr: ":8080"}},
 		},
 		{
 			name: "HTTP_LISTEN_PORT set, no cert: HTTP on HTTP_LISTEN_PORT only",
 			env:  map[string]string{"LISTEN_PORT": "8443", "HTTP_LISTEN_PORT": "8081"},
-			want: []listener{{addr: ":8081"}},
+			want: []proxy.ListenSpec{{Addr: ":8081"}},
 		},
 		{
 			name: "HTTP_LISTEN_PORT set, cert+key set: HTTPS on LISTEN_PORT and restricted HTTP",
 			env:  map[string]string{"LISTEN_PORT": "8443", "HTTP_LISTEN_PORT": "8081", "HTTPS_CERT_FILE": cert, "HTTPS_KEY_FILE": key},
-			want: []listener{{addr: ":8443", tls: true}, {addr: ":8081", plainHTTP: true}},
+			want: []proxy.ListenSpec{{Addr: ":8443", TLS: true}, {Addr: ":8081", PlainHTTP: true}},
 		},
 		{
 			name: "HTTP_LISTEN_PORT set, cert+key set, default LISTEN_PORT",
 			env:  map[string]string{"HTTP_LISTEN_PORT": "8081", "HTTPS_CERT_FILE": cert, "HTTPS_KEY_FILE": key},
-			want: []listener{{addr: ":8080", tls: true}, {addr: ":8081", plainHTTP: true}},
+			want: []proxy.ListenSpec{{Addr: ":8080", TLS: true}, {Addr: ":8081", PlainHTTP: true}},
 		},
 	}
 	for _, c := range cases {
@@ -78,8 +79,8 @@ func TestListenerTable(t *testing.T) {
 			if err != nil {
 				t.Fatalf("config.Load: %v", err)
 			}
-			if got := listeners(cfg); !reflect.DeepEqual(got, c.want) {
-				t.Errorf("listeners = %+v, want %+v", got, c.want)
+			if got := proxy.ListenSpecs(cfg); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("ListenSpecs = %+v, want %+v", got, c.want)
 			}
 		})
 	}

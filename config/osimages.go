@@ -24,6 +24,9 @@ type OSImage struct {
 const (
 	TypeFullISO         = "full-iso"
 	TypeDisconnectedISO = "disconnected-iso"
+	// TypeMinimalISO is served from the minimal template derived from a
+	// full-iso entry; it is never configured itself.
+	TypeMinimalISO = "minimal-iso"
 )
 
 // SampleURL is the URL of the built-in sample image used when no image list is configured.

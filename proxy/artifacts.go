@@ -26,7 +26,7 @@ func (s *Server) handleBootArtifact(ctx *fasthttp.RequestCtx) {
 		end(fasthttp.StatusBadRequest, 0)
 		return
 	}
-	base, configured, err := s.bases.Base(version, arch, typeFull)
+	base, configured, err := s.bases.Base(ctx, version, arch, typeFull)
 	if !configured {
 		httpError(ctx, "Failed to parse query parameters: version for "+version+" "+arch+", not found", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)

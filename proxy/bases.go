@@ -1,34 +1,27 @@
 package proxy
 
 import (
-	"errors"
-	"time"
+	"context"
+	"os"
 
 	"github.com/isoedge/isoedge/cache"
-	"github.com/isoedge/isoedge/customize"
+	"github.com/isoedge/isoedge/catalog"
 )
 
-// Base is a stored base image ready to serve.
-type Base struct {
-	Digest  cache.Digest
-	Layout  *customize.Layout
-	ModTime time.Time // when it was stored: Last-Modified of boot artifacts
-	// Nmstate is the nmstatectl archive PXE initrds of this image append
-	// after a static-network ramdisk (OpenShift 4.18 and later); nil if none.
-	Nmstate []byte
-}
-
-// ErrNotReady means a configured image is not stored yet: 503 + Retry-After.
-var ErrNotReady = errors.New("proxy: image not ready")
-
-// Bases resolves the (version, architecture, image type) of a request to a
-// stored base image.
+// Bases is what the proxy needs of the catalog: which stored image a
+// request is served from, the blob files to stream, and readiness.
+// *catalog.Catalog implements it.
 type Bases interface {
 	// Base returns the stored image. configured is false when no OS image
-	// entry matches; err wraps ErrNotReady while it is being fetched.
-	Base(version, arch, imageType string) (b Base, configured bool, err error)
+	// entry matches; err wraps catalog.ErrNotReady while it is being
+	// fetched.
+	Base(ctx context.Context, version, arch, imageType string) (b catalog.Base, configured bool, err error)
+	// Open returns a file of blob d for one response; release ends its use.
+	Open(d cache.Digest) (f *os.File, release func(), err error)
 	// Ready reports whether the service may answer image requests.
 	Ready() bool
 	// Health is the JSON body of /health.
 	Health() []byte
 }
+
+var _ Bases = (*catalog.Catalog)(nil)

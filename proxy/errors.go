@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 
+	"github.com/isoedge/isoedge/catalog"
 	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
 	"github.com/valyala/fasthttp"
@@ -20,7 +21,7 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusBadGateway, "assisted-service is unavailable"
 	case errors.Is(err, upstream.ErrBadResponse):
 		return fasthttp.StatusInternalServerError, "unexpected response from assisted-service"
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, catalog.ErrNotReady):
 		return fasthttp.StatusServiceUnavailable, "image is not ready yet"
 	case errors.Is(err, customize.ErrTooLarge), errors.Is(err, customize.ErrNoEmbedArea), errors.Is(err, customize.ErrNoFile), errors.Is(err, customize.ErrBadKarg):
 		return fasthttp.StatusInternalServerError, err.Error()

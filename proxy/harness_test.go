@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/catalog"
 	"github.com/isoedge/isoedge/config"
 	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
@@ -106,22 +108,32 @@ func testLayoutTiny() *customize.Layout {
 }
 
 type baseEntry struct {
-	base Base
+	base catalog.Base
 	err  error
 }
 
-// fakeBases is a Bases over a fixed map "version/arch/type".
+// fakeBases is a Bases over a fixed map "version/arch/type" whose blobs
+// are in store.
 type fakeBases struct {
 	m     map[string]baseEntry
+	store *cache.Store
 	ready atomic.Bool
 }
 
-func (f *fakeBases) Base(version, arch, imageType string) (Base, bool, error) {
+func (f *fakeBases) Base(_ context.Context, version, arch, imageType string) (catalog.Base, bool, error) {
 	e, ok := f.m[version+"/"+arch+"/"+imageType]
 	if !ok {
-		return Base{}, false, nil
+		return catalog.Base{}, false, nil
 	}
 	return e.base, true, e.err
+}
+
+func (f *fakeBases) Open(d cache.Digest) (*os.File, func(), error) {
+	file, _, err := f.store.Open(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return file, func() { file.Close() }, nil
 }
 
 func (f *fakeBases) Ready() bool    { return f.ready.Load() }
@@ -216,10 +228,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil || n != baseSize {
 		t.Fatalf("store.Put: %d bytes, %v", n, err)
 	}
-	std := Base{Digest: d, Layout: testLayout(), ModTime: testBaseModTime}
-	s390 := Base{Digest: d, Layout: testLayoutS390x(), ModTime: testBaseModTime}
-	tiny := Base{Digest: d, Layout: testLayoutTiny(), ModTime: testBaseModTime}
-	notReady := baseEntry{err: fmt.Errorf("%w: downloading", ErrNotReady)}
+	std := catalog.Base{Digest: d, Layout: testLayout(), ModTime: testBaseModTime}
+	s390 := catalog.Base{Digest: d, Layout: testLayoutS390x(), ModTime: testBaseModTime}
+	tiny := catalog.Base{Digest: d, Layout: testLayoutTiny(), ModTime: testBaseModTime}
+	notReady := baseEntry{err: fmt.Errorf("%w: downloading", catalog.ErrNotReady)}
 	fb := &fakeBases{m: map[string]baseEntry{
 		"4.18/x86_64/full-iso":         {base: std},
 		"4.18/x86_64/minimal-iso":      {base: std},
@@ -230,7 +242,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		"4.19/x86_64/minimal-iso":      notReady,
 		"4.19/s390x/full-iso":          notReady,
 		"tiny/x86_64/full-iso":         {base: tiny},
-	}}
+	}, store: store}
 	fb.ready.Store(true)
 	src := &fakeSource{lastMod: testUpstream}
 	if o.src != nil {
@@ -243,10 +255,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(core)
 	set := metrics.NewSet()
-	srv := New(Options{Config: cfg, Bases: fb, Source: src, Store: store, Log: log, Metrics: set})
+	srv := New(Options{Config: cfg, Bases: fb, Source: src, Log: log, Metrics: set})
 
 	ln := fasthttputil.NewInmemoryListener()
-	hs := NewHTTPServer(srv.Handler(o.plainHTTP), log)
+	hs := newHTTPServer(srv.Handler(o.plainHTTP), log)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

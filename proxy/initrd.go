@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 
+	"github.com/isoedge/isoedge/catalog"
 	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
 	"github.com/valyala/fasthttp"
@@ -16,12 +17,12 @@ type initrdRequest struct {
 // parseInitrdRequest validates the query of pxe-initrd and addrsize
 // (§B.5, §B.6) and resolves the base image. It answers errors itself and
 // returns ok=false then.
-func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, end func(int, int64)) (initrdRequest, Base, bool) {
+func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, end func(int, int64)) (initrdRequest, catalog.Base, bool) {
 	req := initrdRequest{imageID: userValue(ctx, "image_id")}
 	if !isUUID(req.imageID) {
 		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 		end(fasthttp.StatusNotFound, 0)
-		return req, Base{}, false
+		return req, catalog.Base{}, false
 	}
 	args := ctx.QueryArgs()
 	req.version = string(args.Peek("version"))
@@ -35,24 +36,24 @@ func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, 
 	if req.version == "" {
 		httpError(ctx, "'version' parameter required for initrd download", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
-		return req, Base{}, false
+		return req, catalog.Base{}, false
 	}
-	base, configured, err := s.bases.Base(req.version, req.arch, typeFull)
+	base, configured, err := s.bases.Base(ctx, req.version, req.arch, typeFull)
 	if !configured {
 		httpError(ctx, "version for "+req.version+" "+req.arch+", not found ", fasthttp.StatusBadRequest)
 		end(fasthttp.StatusBadRequest, 0)
-		return req, Base{}, false
+		return req, catalog.Base{}, false
 	}
 	if err != nil {
 		end(s.fail(ctx, err, ""), 0)
-		return req, Base{}, false
+		return req, catalog.Base{}, false
 	}
 	return req, base, true
 }
 
 // initrdPlan returns the PXE initrd of a request (§E.4), from the snapshot
 // of the download it continues or fetched afresh.
-func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdRequest, base Base) (*built, error) {
+func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdRequest, base catalog.Base) (*built, error) {
 	cred := credential(ctx, "", "")
 	key := snapshotKey(kind, req.imageID, base.Digest, cred)
 	continuing := continuesDownload(ctx.Request.Header.Peek(fasthttp.HeaderRange))

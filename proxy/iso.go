@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/isoedge/isoedge/catalog"
 	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
 	"github.com/valyala/fasthttp"
@@ -109,7 +110,7 @@ func (s *Server) handleLongISO(ctx *fasthttp.RequestCtx) {
 // serveISO is the common ISO path (§B.4): resolve the base image, fetch the
 // InfraEnv's ignition, ramdisk and kernel arguments, build the plan, serve it.
 func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int, int64)) {
-	base, configured, err := s.bases.Base(req.version, req.arch, req.imageType)
+	base, configured, err := s.bases.Base(ctx, req.version, req.arch, req.imageType)
 	if !configured {
 		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 		end(fasthttp.StatusNotFound, 0)
@@ -152,7 +153,7 @@ var errS390xKargs = errors.New("kargs cannot be modified in s390x architecture I
 
 // buildISO asks assisted-service for the InfraEnv's ignition, kernel
 // arguments and (minimal ISO) ramdisk, and builds the ISO's plan.
-func (s *Server) buildISO(req isoRequest, base Base) (*built, error) {
+func (s *Server) buildISO(req isoRequest, base catalog.Base) (*built, error) {
 	snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, req.imageType, req.cred, req.imageType == typeMinimal, true)
 	if err != nil {
 		return nil, err

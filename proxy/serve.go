@@ -104,7 +104,7 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 	body := &planBody{plan: r.plan, conn: ctx.Conn(), stall: s.cfg.StreamStallTimeout, stats: s.stats}
 	var closeStream func()
 	if needsBase(r.plan) {
-		f, done, err := s.files.acquire(r.base)
+		f, done, err := s.bases.Open(r.base)
 		if err != nil {
 			s.log.Error("open base image", zap.String("digest", r.base.String()), errField(err))
 			h.Del(fasthttp.HeaderContentRange)

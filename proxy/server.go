@@ -5,7 +5,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
-	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
 	"github.com/isoedge/isoedge/upstream"
 	"github.com/valyala/fasthttp"
@@ -17,7 +16,6 @@ type Options struct {
 	Config  *config.Config
 	Bases   Bases
 	Source  upstream.Source
-	Store   *cache.Store
 	Log     *zap.Logger
 	Metrics *metrics.Set
 }
@@ -27,7 +25,6 @@ type Server struct {
 	cfg     *config.Config
 	bases   Bases
 	src     upstream.Source
-	store   *cache.Store
 	log     *zap.Logger
 	set     *metrics.Set
 	metrics *serverMetrics
@@ -35,7 +32,6 @@ type Server struct {
 	snaps   *snapshots
 	router  *router.Router
 
-	files *openFiles
 	stats *bodyStats
 }
 
@@ -51,12 +47,10 @@ func New(o Options) *Server {
 		cfg:     o.Config,
 		bases:   o.Bases,
 		src:     o.Source,
-		store:   o.Store,
 		log:     o.Log,
 		set:     o.Metrics,
 		metrics: newServerMetrics(o.Metrics),
 		limit:   newLimiter(o.Config.MaxConcurrentRequests, o.Config.RequestWait),
-		files:   newOpenFiles(o.Store),
 		stats:   newBodyStats(o.Metrics),
 	}
 	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL)
@@ -68,14 +62,6 @@ func New(o Options) *Server {
 	s.router = s.routes()
 	return s
 }
-
-// InUse reports whether a response is streaming from blob d: the disk
-// budget must not evict it.
-func (s *Server) InUse(d cache.Digest) bool { return s.files.inUse(d) }
-
-// Forget closes blob d's shared file once its last response is done; call
-// it when the blob is removed from the store.
-func (s *Server) Forget(d cache.Digest) { s.files.forget(d) }
 
 // retryAfter is the Retry-After value, in seconds, of 503 answers.
 const retryAfter = "10"
@@ -100,10 +86,10 @@ func (s *Server) Handler(plainHTTP bool) fasthttp.RequestHandler {
 	}
 }
 
-// NewHTTPServer returns a fasthttp server for h with the timeouts an image
+// newHTTPServer returns a fasthttp server for h with the timeouts an image
 // service needs: a short deadline to read a request, none to write one (a
 // 1 GB download over a slow link takes as long as it takes).
-func NewHTTPServer(h fasthttp.RequestHandler, log *zap.Logger) *fasthttp.Server {
+func newHTTPServer(h fasthttp.RequestHandler, log *zap.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:                       h,
 		Name:                          "isoedge",

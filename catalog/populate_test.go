@@ -1,4 +1,4 @@
-package upstream
+package catalog
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/upstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -161,7 +162,7 @@ func (f *fakeInspector) callTimes() []time.Time {
 type popEnv struct {
 	store   *cache.Store
 	index   *cache.Index
-	fetcher *Fetcher
+	fetcher *upstream.Fetcher
 	insp    *fakeInspector
 }
 
@@ -176,15 +177,15 @@ func newPopEnv(t *testing.T) *popEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { index.Close() })
-	fetcher, err := NewFetcher(FetcherConfig{})
+	fetcher, err := upstream.NewFetcher(upstream.FetcherConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &popEnv{store: store, index: index, fetcher: fetcher, insp: &fakeInspector{}}
 }
 
-func (e *popEnv) config(t *testing.T, imgs ...config.OSImage) PopulatorConfig {
-	return PopulatorConfig{
+func (e *popEnv) config(t *testing.T, imgs ...config.OSImage) Config {
+	return Config{
 		Images:     imgs,
 		Store:      e.store,
 		Index:      e.index,
@@ -193,7 +194,19 @@ func (e *popEnv) config(t *testing.T, imgs ...config.OSImage) PopulatorConfig {
 		TempDir:    t.TempDir(),
 		MinBackoff: 20 * time.Millisecond,
 		MaxBackoff: 200 * time.Millisecond,
+		// Nothing derives from the fake images these tests store.
+		Derive: func(context.Context, cache.BaseRecord) error { return nil },
 	}
+}
+
+// mustNew returns a Catalog for cfg.
+func mustNew(t *testing.T, cfg Config) *Catalog {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // blobsDir is DATA_DIR/blobs/sha256.
@@ -259,7 +272,7 @@ func newPopLogger(hook func(zapcore.Entry)) (*zap.Logger, *observer.ObservedLogs
 
 // runPopulator runs p until the test ends (or the returned stop is
 // called) and checks that Run returns within 5 s of its context ending.
-func runPopulator(t *testing.T, p *Populator) (stop func()) {
+func runPopulator(t *testing.T, p *Catalog) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -293,12 +306,12 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func isReady(p *Populator, img config.OSImage) bool {
+func isReady(p *Catalog, img config.OSImage) bool {
 	_, _, err := p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO)
 	return err == nil
 }
 
-func waitReady(t *testing.T, p *Populator, timeout time.Duration, imgs ...config.OSImage) {
+func waitReady(t *testing.T, p *Catalog, timeout time.Duration, imgs ...config.OSImage) {
 	t.Helper()
 	waitFor(t, timeout, "images ready", func() bool {
 		for _, img := range imgs {
@@ -334,7 +347,7 @@ func (h popHealth) image(version string) (ImageStatus, bool) {
 }
 
 // eagerTwo runs an eager populator over two images until both are ready.
-func eagerTwo(t *testing.T) (env *popEnv, a, b *popServer, imgs []config.OSImage, p *Populator, stop func()) {
+func eagerTwo(t *testing.T) (env *popEnv, a, b *popServer, imgs []config.OSImage, p *Catalog, stop func()) {
 	t.Helper()
 	env = newPopEnv(t)
 	a = newPopServer(t, popBlob(1, 384<<10), nil)
@@ -343,7 +356,7 @@ func eagerTwo(t *testing.T) (env *popEnv, a, b *popServer, imgs []config.OSImage
 		popImage("4.16", "416.94.202406251923-0", "x86_64", a.url("rhcos-416.iso")),
 		popImage("4.17", "417.94.202409120353-0", "aarch64", b.url("rhcos-417.iso")),
 	}
-	p = NewPopulator(env.config(t, imgs...))
+	p = mustNew(t, env.config(t, imgs...))
 	stop = runPopulator(t, p)
 	waitReady(t, p, 10*time.Second, imgs...)
 	return env, a, b, imgs, p, stop
@@ -438,7 +451,7 @@ func TestPopulatorRestartRestoresWithoutDownload(t *testing.T) {
 	for _, s := range []*popServer{a, b} {
 		s.setHandler(serveStatus(http.StatusInternalServerError))
 	}
-	p := NewPopulator(env.config(t, imgs...))
+	p := mustNew(t, env.config(t, imgs...))
 	if p.Ready() {
 		t.Errorf("Ready() before Run")
 	}
@@ -468,7 +481,7 @@ func TestPopulatorRestartRestoresWithoutDownload(t *testing.T) {
 	b.setHandler(func(_ int, w http.ResponseWriter, r *http.Request) { serveRange(w, r, newBody) })
 	moved := append([]config.OSImage(nil), imgs...)
 	moved[1].URL = b.url("rhcos-417-respin.iso")
-	p = NewPopulator(env.config(t, moved...))
+	p = mustNew(t, env.config(t, moved...))
 	runPopulator(t, p)
 	waitFor(t, 5*time.Second, "moved image fetched", func() bool {
 		rec, _, err := p.Lookup(moved[1].Version, moved[1].CPUArchitecture, config.TypeFullISO)
@@ -504,7 +517,7 @@ func TestPopulatorRetriesAfterServerErrors(t *testing.T) {
 
 	// Snapshot /health at the moment each failure is logged: the entry is
 	// failed then, and stays so until the backoff ends.
-	var pp atomic.Pointer[Populator]
+	var pp atomic.Pointer[Catalog]
 	var mu sync.Mutex
 	var failures []ImageStatus
 	log, _ := newPopLogger(func(e zapcore.Entry) {
@@ -520,7 +533,7 @@ func TestPopulatorRetriesAfterServerErrors(t *testing.T) {
 	})
 	cfg := env.config(t, img)
 	cfg.Log = log
-	p := NewPopulator(cfg)
+	p := mustNew(t, cfg)
 	pp.Store(p)
 	start := time.Now()
 	runPopulator(t, p)
@@ -581,7 +594,7 @@ func TestPopulatorWrongDigestNeverReady(t *testing.T) {
 	})
 	cfg := env.config(t, img)
 	cfg.Log = log
-	p := NewPopulator(cfg)
+	p := mustNew(t, cfg)
 	runPopulator(t, p)
 
 	deadline := time.Now().Add(time.Second)
@@ -630,7 +643,7 @@ func TestPopulatorTruncatedBodyNeverReady(t *testing.T) {
 		w.Write(body[:len(body)/2])
 	})
 	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
-	p := NewPopulator(env.config(t, img))
+	p := mustNew(t, env.config(t, img))
 	runPopulator(t, p)
 
 	deadline := time.Now().Add(time.Second)
@@ -674,7 +687,7 @@ func TestPopulatorResumesInterruptedDownload(t *testing.T) {
 		buf.Flush()
 	})
 	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
-	p := NewPopulator(env.config(t, img))
+	p := mustNew(t, env.config(t, img))
 	runPopulator(t, p)
 	waitReady(t, p, 10*time.Second, img)
 
@@ -710,7 +723,7 @@ func TestPopulatorResumesPartialFromEarlierProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := NewPopulator(env.config(t, img))
+	p := mustNew(t, env.config(t, img))
 	runPopulator(t, p)
 	waitReady(t, p, 10*time.Second, img)
 
@@ -735,7 +748,7 @@ func TestPopulatorInspectRejects(t *testing.T) {
 	const why = "inspect: no ISO 9660 primary volume descriptor"
 	env.insp.setReject(errors.New(why))
 
-	var pp atomic.Pointer[Populator]
+	var pp atomic.Pointer[Catalog]
 	var mu sync.Mutex
 	var failures []ImageStatus
 	var leftovers []string
@@ -759,7 +772,7 @@ func TestPopulatorInspectRejects(t *testing.T) {
 	})
 	cfg := env.config(t, img)
 	cfg.Log = log
-	p := NewPopulator(cfg)
+	p := mustNew(t, cfg)
 	pp.Store(p)
 	runPopulator(t, p)
 
@@ -830,7 +843,7 @@ func TestPopulatorConcurrencyLimit(t *testing.T) {
 	}
 	cfg := env.config(t, imgs...)
 	cfg.Concurrency = 2
-	p := NewPopulator(cfg)
+	p := mustNew(t, cfg)
 	runPopulator(t, p)
 
 	waitFor(t, 5*time.Second, "two downloads in flight", func() bool { return inFlight.Load() == 2 })
@@ -880,7 +893,7 @@ func TestPopulatorLazy(t *testing.T) {
 	cfg := env.config(t, imgA, imgS)
 	cfg.Lazy = true
 	cfg.LazyWait = 2 * time.Second
-	p := NewPopulator(cfg)
+	p := mustNew(t, cfg)
 	runPopulator(t, p)
 
 	waitFor(t, 2*time.Second, "Ready() in lazy mode", p.Ready)
@@ -888,7 +901,7 @@ func TestPopulatorLazy(t *testing.T) {
 	if a.requests() != 0 || slow.requests() != 0 {
 		t.Fatalf("lazy mode fetched at start: %d, %d requests", a.requests(), slow.requests())
 	}
-	if _, configured, err := p.Lookup(imgA.Version, "x86_64", config.TypeFullISO); !configured || !errors.Is(err, ErrImageNotReady) {
+	if _, configured, err := p.Lookup(imgA.Version, "x86_64", config.TypeFullISO); !configured || !errors.Is(err, ErrNotReady) {
 		t.Errorf("Lookup before Ensure: configured %v, %v", configured, err)
 	}
 	ctx := context.Background()
@@ -940,8 +953,8 @@ func TestPopulatorLazy(t *testing.T) {
 	start := time.Now()
 	_, configured, err := p.Ensure(ctx, imgS.Version, "x86_64", config.TypeFullISO)
 	took := time.Since(start)
-	if !configured || !errors.Is(err, ErrImageNotReady) {
-		t.Errorf("Ensure of a stuck image: configured %v, %v; want ErrImageNotReady", configured, err)
+	if !configured || !errors.Is(err, ErrNotReady) {
+		t.Errorf("Ensure of a stuck image: configured %v, %v; want ErrNotReady", configured, err)
 	}
 	if took < cfg.LazyWait-50*time.Millisecond || took > cfg.LazyWait+time.Second {
 		t.Errorf("Ensure of a stuck image took %v, want about LazyWait %v", took, cfg.LazyWait)
@@ -954,7 +967,7 @@ func TestPopulatorLazy(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	if _, _, err := p.Ensure(cctx, imgS.Version, "x86_64", config.TypeFullISO); !errors.Is(err, ErrImageNotReady) {
+	if _, _, err := p.Ensure(cctx, imgS.Version, "x86_64", config.TypeFullISO); !errors.Is(err, ErrNotReady) {
 		t.Errorf("Ensure with a short context: %v", err)
 	}
 	if took := time.Since(start); took > time.Second {

@@ -1,4 +1,4 @@
-package upstream
+package catalog
 
 import (
 	"slices"
@@ -11,44 +11,44 @@ import (
 // MaxBytes. It never evicts keep (just stored), an image being served, or
 // one whose blob another ready entry shares. An evicted image is fetched
 // again on its next request.
-func (p *Populator) enforceBudget(keep *imageEntry) {
-	if p.cfg.MaxBytes <= 0 {
+func (c *Catalog) enforceBudget(keep *imageEntry) {
+	if c.cfg.MaxBytes <= 0 {
 		return
 	}
 	// One pass at a time: two passes measuring the same store would both
 	// evict for the same excess.
-	p.budgetMu.Lock()
-	defer p.budgetMu.Unlock()
-	used, err := p.storeBytes()
+	c.budgetMu.Lock()
+	defer c.budgetMu.Unlock()
+	used, err := c.storeBytes()
 	if err != nil {
-		p.log.Warn("disk budget: measuring the store", zap.Error(err))
+		c.log.Warn("disk budget: measuring the store", zap.Error(err))
 		return
 	}
-	for used > p.cfg.MaxBytes {
-		victim := p.evictionCandidate(keep)
+	for used > c.cfg.MaxBytes {
+		victim := c.evictionCandidate(keep)
 		if victim == nil {
-			p.log.Warn("disk budget exceeded, nothing can be evicted", zap.Int64("used", used), zap.Int64("budget", p.cfg.MaxBytes))
+			c.log.Warn("disk budget exceeded, nothing can be evicted", zap.Int64("used", used), zap.Int64("budget", c.cfg.MaxBytes))
 			return
 		}
-		if err := p.evict(victim); err != nil {
-			p.log.Error("disk budget: evicting", zap.String("version", victim.key.Version), zap.String("arch", victim.key.Arch), zap.Error(err))
+		if err := c.evict(victim); err != nil {
+			c.log.Error("disk budget: evicting", zap.String("version", victim.key.Version), zap.String("arch", victim.key.Arch), zap.Error(err))
 			return
 		}
-		if used, err = p.storeBytes(); err != nil {
+		if used, err = c.storeBytes(); err != nil {
 			return
 		}
 	}
 }
 
 // storeBytes is the size of every committed blob.
-func (p *Populator) storeBytes() (int64, error) {
-	ds, err := p.cfg.Store.List()
+func (c *Catalog) storeBytes() (int64, error) {
+	ds, err := c.cfg.Store.List()
 	if err != nil {
 		return 0, err
 	}
 	var n int64
 	for _, d := range ds {
-		if size, err := p.cfg.Store.Stat(d); err == nil {
+		if size, err := c.cfg.Store.Stat(d); err == nil {
 			n += size
 		}
 	}
@@ -57,12 +57,12 @@ func (p *Populator) storeBytes() (int64, error) {
 
 // evictionCandidate returns the ready entry served least recently that may
 // be evicted, or nil.
-func (p *Populator) evictionCandidate(keep *imageEntry) *imageEntry {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
+func (c *Catalog) evictionCandidate(keep *imageEntry) *imageEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	var ready []*imageEntry
-	for _, e := range p.entries {
-		if e != keep && e.state == StateReady && (p.cfg.InUse == nil || !p.cfg.InUse(e.rec.Digest)) {
+	for _, e := range c.entries {
+		if e != keep && e.state == StateReady && (c.cfg.InUse == nil || !c.cfg.InUse(e.rec.Digest)) {
 			ready = append(ready, e)
 		}
 	}
@@ -78,7 +78,7 @@ func (p *Populator) evictionCandidate(keep *imageEntry) *imageEntry {
 	})
 	for _, e := range ready {
 		shared := false
-		for _, o := range p.entries {
+		for _, o := range c.entries {
 			if o != e && o.state == StateReady && o.rec.Digest == e.rec.Digest {
 				shared = true
 			}
@@ -93,49 +93,49 @@ func (p *Populator) evictionCandidate(keep *imageEntry) *imageEntry {
 // evict removes an image and what derives from it, and marks it not
 // fetched. The index record goes first, so a crash between the steps
 // leaves an unreferenced blob (swept at start), never a dangling record.
-func (p *Populator) evict(e *imageEntry) error {
-	p.mu.RLock()
+func (c *Catalog) evict(e *imageEntry) error {
+	c.mu.RLock()
 	rec, state := e.rec, e.state
-	p.mu.RUnlock()
+	c.mu.RUnlock()
 	if state != StateReady {
 		return nil
 	}
-	if p.cfg.Evict != nil {
+	if c.cfg.Evict != nil {
 		// First what derives from it: the hook refuses while that is served.
-		if err := p.cfg.Evict(rec); err != nil {
+		if err := c.cfg.Evict(rec); err != nil {
 			return err
 		}
 	}
-	p.mu.Lock()
+	c.mu.Lock()
 	if e.state != StateReady || e.rec.Digest != rec.Digest {
-		p.mu.Unlock()
+		c.mu.Unlock()
 		return nil // changed meanwhile; the next pass measures again
 	}
 	// Not ready while its files go; still "started", so no request starts
 	// a download of the same content whose commit the removal would undo.
 	e.state = StateEvicting
-	p.mu.Unlock()
-	err := p.removeStored(rec)
-	p.mu.Lock()
+	c.mu.Unlock()
+	err := c.removeStored(rec)
+	c.mu.Lock()
 	e.state, e.started, e.derived, e.warning, e.done, e.total = StatePending, false, "", "", 0, -1
 	e.rec = cache.BaseRecord{}
 	e.ready = make(chan struct{})
-	p.mu.Unlock()
+	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	p.log.Info("evicted OS image for the disk budget", zap.String("version", rec.Key.Version), zap.String("arch", rec.Key.Arch), zap.Int64("bytes", rec.Size))
+	c.log.Info("evicted OS image for the disk budget", zap.String("version", rec.Key.Version), zap.String("arch", rec.Key.Arch), zap.Int64("bytes", rec.Size))
 	return nil
 }
 
 // removeStored deletes an image's record, layout and blob, the record first
 // so that a crash leaves at worst an unreferenced blob, swept at start.
-func (p *Populator) removeStored(rec cache.BaseRecord) error {
-	if err := p.cfg.Index.DeleteBase(rec.Key); err != nil {
+func (c *Catalog) removeStored(rec cache.BaseRecord) error {
+	if err := c.cfg.Index.DeleteBase(rec.Key); err != nil {
 		return err
 	}
-	if err := p.cfg.Index.DeleteMeta(MetaLayout, rec.Digest); err != nil {
+	if err := c.cfg.Index.DeleteMeta(MetaLayout, rec.Digest); err != nil {
 		return err
 	}
-	return p.cfg.Store.Remove(rec.Digest)
+	return c.cfg.Store.Remove(rec.Digest)
 }

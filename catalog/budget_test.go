@@ -1,4 +1,4 @@
-package upstream
+package catalog
 
 import (
 	"context"
@@ -21,14 +21,14 @@ type budgetSetup struct {
 	env        *popEnv
 	a, b       *popServer
 	imgA, imgB config.OSImage
-	p          *Populator
+	p          *Catalog
 	logs       *observer.ObservedLogs
 
 	mu      sync.Mutex
 	evicted []cache.BaseRecord
 }
 
-func newBudgetSetup(t *testing.T, tweak func(*PopulatorConfig, *budgetSetup)) *budgetSetup {
+func newBudgetSetup(t *testing.T, tweak func(*Config, *budgetSetup)) *budgetSetup {
 	t.Helper()
 	s := &budgetSetup{env: newPopEnv(t)}
 	s.a = newPopServer(t, popBlob(40, budgetImageSize), nil)
@@ -49,7 +49,7 @@ func newBudgetSetup(t *testing.T, tweak func(*PopulatorConfig, *budgetSetup)) *b
 	if tweak != nil {
 		tweak(&cfg, s)
 	}
-	s.p = NewPopulator(cfg)
+	s.p = mustNew(t, cfg)
 	runPopulator(t, s.p)
 	waitFor(t, 2*time.Second, "Ready()", s.p.Ready)
 	return s
@@ -78,8 +78,8 @@ func (s *budgetSetup) waitGone(t *testing.T, img config.OSImage, rec cache.BaseR
 		_, err := s.env.store.Stat(rec.Digest)
 		return errors.Is(err, cache.ErrNotFound)
 	})
-	if _, configured, err := s.p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO); !configured || !errors.Is(err, ErrImageNotReady) {
-		t.Errorf("Lookup(%s) after eviction: configured %v, %v; want ErrImageNotReady", img.Version, configured, err)
+	if _, configured, err := s.p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO); !configured || !errors.Is(err, ErrNotReady) {
+		t.Errorf("Lookup(%s) after eviction: configured %v, %v; want ErrNotReady", img.Version, configured, err)
 	}
 	if _, err := s.env.index.Base(baseKey(img)); !errors.Is(err, cache.ErrNotFound) {
 		t.Errorf("index.Base(%s) after eviction: %v, want ErrNotFound", img.Version, err)
@@ -149,7 +149,7 @@ func TestBudgetEvictsLeastRecentlyServed(t *testing.T) {
 func TestBudgetKeepsImageInUse(t *testing.T) {
 	var inUse atomic.Pointer[cache.Digest]
 	var asked atomic.Int32
-	s := newBudgetSetup(t, func(cfg *PopulatorConfig, _ *budgetSetup) {
+	s := newBudgetSetup(t, func(cfg *Config, _ *budgetSetup) {
 		cfg.InUse = func(d cache.Digest) bool {
 			asked.Add(1)
 			p := inUse.Load()
@@ -176,7 +176,7 @@ func TestBudgetKeepsImageInUse(t *testing.T) {
 
 func TestBudgetEvictHookErrorPreventsEviction(t *testing.T) {
 	var calls atomic.Int32
-	s := newBudgetSetup(t, func(cfg *PopulatorConfig, _ *budgetSetup) {
+	s := newBudgetSetup(t, func(cfg *Config, _ *budgetSetup) {
 		cfg.Evict = func(cache.BaseRecord) error {
 			calls.Add(1)
 			return errors.New("minimal template is being served")
@@ -214,7 +214,7 @@ func TestBudgetConcurrentPassesDoNotOverEvict(t *testing.T) {
 	var first atomic.Bool
 	var imgC config.OSImage
 	var c *popServer
-	s := newBudgetSetup(t, func(cfg *PopulatorConfig, s *budgetSetup) {
+	s := newBudgetSetup(t, func(cfg *Config, s *budgetSetup) {
 		c = newPopServer(t, popBlob(42, budgetImageSize+2048), nil)
 		imgC = popImage("4.18", "418.94.1-0", "x86_64", c.url("c.iso"))
 		cfg.Images = append(cfg.Images, imgC)

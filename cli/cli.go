@@ -1,4 +1,6 @@
-package main
+// Package cli is isoedge's offline command line: it customizes images on
+// disk with the same plans the service serves.
+package cli
 
 import (
 	"encoding/binary"
@@ -40,9 +42,9 @@ func (e usageError) Error() string { return string(e) }
 
 func usagef(format string, a ...any) error { return usageError(fmt.Sprintf(format, a...)) }
 
-// runCLI runs one offline command and returns the process exit status:
+// Run runs one offline command and returns the process exit status:
 // 0 on success, 1 when the command fails, 2 for a usage error.
-func runCLI(args []string, stdout, stderr io.Writer) int {
+func Run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, "isoedge: no command\n\n%s", cliUsage)
 		return 2

@@ -1,4 +1,4 @@
-package proxy
+package catalog
 
 import (
 	"os"
@@ -7,13 +7,13 @@ import (
 	"github.com/isoedge/isoedge/cache"
 )
 
-// openFiles shares one read-only *os.File per blob among every response
+// blobFiles shares one read-only *os.File per blob among every response
 // streaming from it. Base extents are sent with sendfile at explicit
 // offsets (see sendfile_linux.go), never through the file position, so a
 // stream costs its socket and nothing else: 400 streams of one ISO hold
 // 401 descriptors, not 800. A file stays open while the blob is in use and
 // for later requests, until Forget (the blob is evicted).
-type openFiles struct {
+type blobFiles struct {
 	store *cache.Store
 
 	mu    sync.Mutex
@@ -26,12 +26,12 @@ type sharedFile struct {
 	forgotten bool // close when refs drops to zero
 }
 
-func newOpenFiles(store *cache.Store) *openFiles {
-	return &openFiles{store: store, files: map[cache.Digest]*sharedFile{}}
+func newBlobFiles(store *cache.Store) *blobFiles {
+	return &blobFiles{store: store, files: map[cache.Digest]*sharedFile{}}
 }
 
 // acquire returns the shared file of blob d, counted in use until release.
-func (o *openFiles) acquire(d cache.Digest) (*os.File, func(), error) {
+func (o *blobFiles) acquire(d cache.Digest) (*os.File, func(), error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	sf := o.files[d]
@@ -60,7 +60,7 @@ func (o *openFiles) acquire(d cache.Digest) (*os.File, func(), error) {
 }
 
 // inUse reports whether a response streams from blob d.
-func (o *openFiles) inUse(d cache.Digest) bool {
+func (o *blobFiles) inUse(d cache.Digest) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	sf := o.files[d]
@@ -69,7 +69,7 @@ func (o *openFiles) inUse(d cache.Digest) bool {
 
 // forget drops blob d's file, closing it once no response uses it: an
 // evicted blob's disk space is freed when its last reader is done.
-func (o *openFiles) forget(d cache.Digest) {
+func (o *blobFiles) forget(d cache.Digest) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	sf := o.files[d]
@@ -82,3 +82,12 @@ func (o *openFiles) forget(d cache.Digest) {
 		sf.f.Close()
 	}
 }
+
+// Open returns a read-only file of blob d for one response, counted in use
+// (never evicted) until release is called.
+func (c *Catalog) Open(d cache.Digest) (f *os.File, release func(), err error) {
+	return c.files.acquire(d)
+}
+
+// InUse reports whether a response streams from blob d.
+func (c *Catalog) InUse(d cache.Digest) bool { return c.files.inUse(d) }
