@@ -4,7 +4,7 @@ BIN     ?= bin/isoedge
 DATA    ?= $(CURDIR)/data
 PORT    ?= 8080
 # Packages with concurrency run under the race detector.
-RACE_PKGS = ./cache/ ./upstream/ ./proxy/
+RACE_PKGS = ./cache/ ./catalog/ ./upstream/ ./proxy/
 
 .PHONY: all build run test test-race vet fmt bench fuzz image e2e clean
 
