@@ -48,6 +48,11 @@ func (s *Server) handleShortISO(route string) fasthttp.RequestHandler {
 		case routeByAPIKey, routeByToken:
 			tok := userValue(ctx, "token")
 			id, err := imageIDFromJWT(tok)
+			if err == nil && !isUUID(id) {
+				// The id names the InfraEnv upstream and the file name in
+				// Content-Disposition: only a valid id may go there.
+				err = errJWTBadID
+			}
 			if err != nil {
 				httpError(ctx, err.Error(), fasthttp.StatusNotFound)
 				end(fasthttp.StatusNotFound, 0)

@@ -10,6 +10,7 @@ import (
 var (
 	errJWTFormat = errors.New("failed to parse JWT from URL")
 	errJWTNoID   = errors.New("InfraEnv ID not found in token")
+	errJWTBadID  = errors.New("InfraEnv ID in token is not a valid ID")
 )
 
 // imageIDFromJWT extracts the InfraEnv id from an (unverified) JWT: the

@@ -15,26 +15,52 @@ const (
 	routeByToken  = "/bytoken/:token"
 )
 
-func (s *Server) routes() *router.Router {
+// route is one entry of the API. Which listener may serve it is an
+// attribute of the route, so the access decision is made on the path the
+// router matched, never on a second reading of the path.
+type route struct {
+	methods []string
+	path    string
+	handle  fasthttp.RequestHandler
+	// plainHTTP: also served on the plain-HTTP listener of the
+	// two-listener setup, which answers only what iPXE needs (it cannot do
+	// HTTPS): PXE initrds, boot artifacts, and the probes.
+	plainHTTP bool
+}
+
+var getHead = []string{fasthttp.MethodGet, fasthttp.MethodHead}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{methods: getHead, path: "/byid/{image_id}/{version}/{arch}/{filename}", handle: s.handleShortISO(routeByID)},
+		{methods: getHead, path: "/byapikey/{token}/{version}/{arch}/{filename}", handle: s.handleShortISO(routeByAPIKey)},
+		{methods: getHead, path: "/bytoken/{token}/{version}/{arch}/{filename}", handle: s.handleShortISO(routeByToken)},
+		{methods: getHead, path: "/images/{image_id}", handle: s.handleLongISO},
+		{methods: getHead, path: "/images/{image_id}/pxe-initrd", handle: s.handleInitrd, plainHTTP: true},
+		{methods: getHead, path: "/images/{image_id}/s390x-initrd-addrsize", handle: s.handleAddrsize},
+		{methods: getHead, path: "/boot-artifacts/{artifact:*}", handle: s.handleBootArtifact, plainHTTP: true},
+		{methods: []string{router.MethodWild}, path: "/health", handle: s.handleHealth, plainHTTP: true},
+		{methods: []string{router.MethodWild}, path: "/live", handle: func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusOK) }, plainHTTP: true},
+		{methods: []string{fasthttp.MethodGet}, path: "/metrics", handle: s.handleMetrics, plainHTTP: true},
+	}
+}
+
+// newRouter returns the router of one listener: every route, or only the
+// plain-HTTP ones.
+func (s *Server) newRouter(plainHTTP bool) *router.Router {
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.HandleOPTIONS = false
-	get := func(path string, h fasthttp.RequestHandler) {
-		r.GET(path, h)
-		r.HEAD(path, h)
+	for _, rt := range s.routeTable() {
+		if plainHTTP && !rt.plainHTTP {
+			continue
+		}
+		for _, m := range rt.methods {
+			r.Handle(m, rt.path, rt.handle)
+		}
 	}
-	get("/byid/{image_id}/{version}/{arch}/{filename}", s.handleShortISO(routeByID))
-	get("/byapikey/{token}/{version}/{arch}/{filename}", s.handleShortISO(routeByAPIKey))
-	get("/bytoken/{token}/{version}/{arch}/{filename}", s.handleShortISO(routeByToken))
-	get("/images/{image_id}", s.handleLongISO)
-	get("/images/{image_id}/pxe-initrd", s.handleInitrd)
-	get("/images/{image_id}/s390x-initrd-addrsize", s.handleAddrsize)
-	get("/boot-artifacts/{artifact:*}", s.handleBootArtifact)
-	r.ANY("/health", s.handleHealth)
-	r.ANY("/live", func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusOK) })
-	r.GET("/metrics", s.handleMetrics)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -30,7 +31,8 @@ type Server struct {
 	metrics *serverMetrics
 	limit   *limiter
 	snaps   *snapshots
-	router  *router.Router
+	// routers: all routes, and the plain-HTTP listener's subset.
+	router, plainRouter *router.Router
 
 	stats *bodyStats
 }
@@ -59,7 +61,8 @@ func New(o Options) *Server {
 	}
 	s.snaps = snaps
 	s.set.GetOrCreateGauge("isoedge_image_streams_active", func() float64 { return float64(s.limit.inUse()) })
-	s.router = s.routes()
+	s.router = s.newRouter(false)
+	s.plainRouter = s.newRouter(true)
 	return s
 }
 
@@ -67,23 +70,17 @@ func New(o Options) *Server {
 const retryAfter = "10"
 
 // Handler returns the request handler for a listener. plainHTTP marks the
-// plain-HTTP listener of the two-listener setup, where only pxe-initrd and
-// boot artifacts are served (iPXE cannot do HTTPS).
+// plain-HTTP listener of the two-listener setup, whose router holds only
+// the routes iPXE needs.
 func (s *Server) Handler(plainHTTP bool) fasthttp.RequestHandler {
 	h := s.router.Handler
+	if plainHTTP {
+		h = s.plainRouter.Handler
+	}
 	if len(s.cfg.AllowedDomains) > 0 {
 		h = s.cors(h)
 	}
-	if !plainHTTP {
-		return h
-	}
-	return func(ctx *fasthttp.RequestCtx) {
-		if isImageRoute(ctx.Path()) && !hasSuffix(ctx.Path(), "/pxe-initrd") {
-			httpError(ctx, "404 page not found", fasthttp.StatusNotFound)
-			return
-		}
-		h(ctx)
-	}
+	return h
 }
 
 // newHTTPServer returns a fasthttp server for h with the timeouts an image
@@ -102,13 +99,25 @@ func newHTTPServer(h fasthttp.RequestHandler, log *zap.Logger) *fasthttp.Server 
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
 		TCPKeepalive:                  true,
-		Logger:                        zapPrintf{log},
+		Logger:                        connLogger{log},
 	}
 }
 
-type zapPrintf struct{ l *zap.Logger }
+// connLogger takes fasthttp's connection-level messages. Their arguments
+// can quote the raw request (a parse error carries the read buffer,
+// credentials included), so only the message's format and the peer
+// addresses are logged, never the other arguments.
+type connLogger struct{ l *zap.Logger }
 
-func (z zapPrintf) Printf(format string, args ...any) { z.l.Sugar().Debugf(format, args...) }
+func (c connLogger) Printf(format string, args ...any) {
+	fields := []zap.Field{zap.String("format", format)}
+	for _, a := range args {
+		if addr, ok := a.(net.Addr); ok {
+			fields = append(fields, zap.String("addr", addr.String()))
+		}
+	}
+	c.l.Debug("http connection error", fields...)
+}
 
 func isImageRoute(p []byte) bool {
 	for _, pre := range []string{"/images/", "/byid/", "/bytoken/", "/byapikey/", "/images"} {
@@ -117,8 +126,4 @@ func isImageRoute(p []byte) bool {
 		}
 	}
 	return false
-}
-
-func hasSuffix(p []byte, suf string) bool {
-	return len(p) >= len(suf) && string(p[len(p)-len(suf):]) == suf
 }
