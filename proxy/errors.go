@@ -21,6 +21,8 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusBadGateway, "assisted-service is unavailable"
 	case errors.Is(err, upstream.ErrBadResponse):
 		return fasthttp.StatusInternalServerError, "unexpected response from assisted-service"
+	case errors.Is(err, errUpstreamBusy):
+		return fasthttp.StatusServiceUnavailable, "too many requests waiting on assisted-service"
 	case errors.Is(err, catalog.ErrNotReady):
 		return fasthttp.StatusServiceUnavailable, "image is not ready yet"
 	case errors.Is(err, customize.ErrTooLarge), errors.Is(err, customize.ErrNoEmbedArea), errors.Is(err, customize.ErrNoFile), errors.Is(err, customize.ErrBadKarg):

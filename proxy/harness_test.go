@@ -213,6 +213,7 @@ type harness struct {
 
 type harnessOpts struct {
 	plainHTTP bool
+	server    func(*Server) // adjusts the server before it serves
 	config    func(*config.Config)
 	src       func(*fakeSource)
 }
@@ -256,6 +257,9 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	log := zap.New(core)
 	set := metrics.NewSet()
 	srv := New(Options{Config: cfg, Bases: fb, Source: src, Log: log, Metrics: set})
+	if o.server != nil {
+		o.server(srv)
+	}
 
 	ln := fasthttputil.NewInmemoryListener()
 	hs := newHTTPServer(srv.Handler(o.plainHTTP), log)

@@ -55,10 +55,8 @@ func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, 
 // of the download it continues or fetched afresh.
 func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdRequest, base catalog.Base) (*built, error) {
 	cred := credential(ctx, "", "")
-	key := snapshotKey(kind, req.imageID, base.Digest, cred)
-	continuing := continuesDownload(ctx.Request.Header.Peek(fasthttp.HeaderRange))
-	return s.snaps.get(key, continuing, func() (*built, error) {
-		snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, "", cred, true, false)
+	return s.snapshot(ctx, kind, req.imageID, base.Digest, cred, func(uctx context.Context) (*built, error) {
+		snap, err := upstream.FetchSnapshot(uctx, s.src, req.imageID, "", cred, true, false)
 		if err != nil {
 			return nil, err
 		}
@@ -87,15 +85,14 @@ func (s *Server) handleInitrd(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	b, err := s.initrdPlan(ctx, "pxe-initrd", req, base)
+	if err != nil {
+		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
+		return
+	}
 	release, ok := s.limit.acquire()
 	if !ok {
 		end(s.busy(ctx), 0)
-		return
-	}
-	b, err := s.initrdPlan(ctx, "pxe-initrd", req, base)
-	if err != nil {
-		release()
-		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
 		return
 	}
 	s.servePlan(ctx, response{
@@ -113,22 +110,20 @@ func (s *Server) handleAddrsize(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	release, ok := s.limit.acquire()
-	if !ok {
-		end(s.busy(ctx), 0)
-		return
-	}
 	ib, err := s.initrdPlan(ctx, "pxe-initrd", req, base)
 	if err != nil {
-		release()
 		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
 		return
 	}
 	b, err := base.Layout.Addrsize(ib.plan.Size)
 	if err != nil {
-		release()
 		httpError(ctx, "Failed to get initrd.addrsize: "+err.Error(), fasthttp.StatusInternalServerError)
 		end(fasthttp.StatusInternalServerError, 0)
+		return
+	}
+	release, ok := s.limit.acquire()
+	if !ok {
+		end(s.busy(ctx), 0)
 		return
 	}
 	s.servePlan(ctx, response{

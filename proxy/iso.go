@@ -125,22 +125,21 @@ func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int
 		end(s.fail(ctx, err, ""), 0)
 		return
 	}
-	release, ok := s.limit.acquire()
-	if !ok {
-		end(s.busy(ctx), 0)
-		return
-	}
-	key := snapshotKey(req.imageType, req.imageID, base.Digest, req.cred)
-	continuing := continuesDownload(ctx.Request.Header.Peek(fasthttp.HeaderRange))
-	b, err := s.snaps.get(key, continuing, func() (*built, error) { return s.buildISO(req, base) })
+	b, err := s.snapshot(ctx, req.imageType, req.imageID, base.Digest, req.cred, func(uctx context.Context) (*built, error) {
+		return s.buildISO(uctx, req, base)
+	})
 	if err != nil {
-		release()
 		if errors.Is(err, errS390xKargs) {
 			httpError(ctx, err.Error(), fasthttp.StatusBadRequest)
 			end(fasthttp.StatusBadRequest, 0)
 			return
 		}
 		end(s.fail(ctx, err, ""), 0)
+		return
+	}
+	release, ok := s.limit.acquire()
+	if !ok {
+		end(s.busy(ctx), 0)
 		return
 	}
 	filename := req.imageID + "-discovery.iso"
@@ -158,8 +157,8 @@ var errS390xKargs = errors.New("kargs cannot be modified in s390x architecture I
 
 // buildISO asks assisted-service for the InfraEnv's ignition, kernel
 // arguments and (minimal ISO) ramdisk, and builds the ISO's plan.
-func (s *Server) buildISO(req isoRequest, base catalog.Base) (*built, error) {
-	snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, req.imageType, req.cred, req.imageType == typeMinimal, true)
+func (s *Server) buildISO(ctx context.Context, req isoRequest, base catalog.Base) (*built, error) {
+	snap, err := upstream.FetchSnapshot(ctx, s.src, req.imageID, req.imageType, req.cred, req.imageType == typeMinimal, true)
 	if err != nil {
 		return nil, err
 	}

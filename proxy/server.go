@@ -29,7 +29,7 @@ type Server struct {
 	log     *zap.Logger
 	set     *metrics.Set
 	metrics *serverMetrics
-	limit   *limiter
+	limit   *limiter // image streams
 	snaps   *snapshots
 	// routers: all routes, and the plain-HTTP listener's subset.
 	router, plainRouter *router.Router
@@ -55,7 +55,8 @@ func New(o Options) *Server {
 		limit:   newLimiter(o.Config.MaxConcurrentRequests, o.Config.RequestWait),
 		stats:   newBodyStats(o.Metrics),
 	}
-	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL)
+	// WIRE: SNAPSHOT_CACHE_MAX_BYTES and MAX_CONCURRENT_UPSTREAM_REQUESTS.
+	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL, 32<<20, 64, o.Metrics)
 	if err != nil {
 		panic("proxy: snapshot cache: " + err.Error()) // only a programming error gets here
 	}

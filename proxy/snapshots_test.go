@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
 )
 
@@ -42,18 +45,21 @@ func TestContinuesDownload(t *testing.T) {
 	}
 }
 
-func TestSnapshotKey(t *testing.T) {
+func TestSnapshotKeys(t *testing.T) {
 	d := cache.DigestOf([]byte("base"))
 	a := upstream.Credential{Kind: upstream.CredAPIKey, Value: "SECRET-123"}
+	key := func(kind, id string, base cache.Digest, c upstream.Credential) string {
+		return snapshotGroupKey(id, c) + "\x00" + snapshotItemKey(kind, base)
+	}
 	keys := map[string]string{
-		"base":        snapshotKey("full-iso", testID, d, a),
-		"type":        snapshotKey("minimal-iso", testID, d, a),
-		"image":       snapshotKey("full-iso", "other", d, a),
-		"digest":      snapshotKey("full-iso", testID, cache.DigestOf([]byte("other")), a),
-		"cred value":  snapshotKey("full-iso", testID, d, upstream.Credential{Kind: upstream.CredAPIKey, Value: "SECRET-124"}),
-		"cred kind":   snapshotKey("full-iso", testID, d, upstream.Credential{Kind: upstream.CredImageToken, Value: "SECRET-123"}),
-		"no cred":     snapshotKey("full-iso", testID, d, upstream.Credential{}),
-		"auth header": snapshotKey("full-iso", testID, d, upstream.Credential{Kind: upstream.CredAuthorization, Value: "SECRET-123"}),
+		"base":        key("full-iso", testID, d, a),
+		"type":        key("minimal-iso", testID, d, a),
+		"image":       key("full-iso", "other", d, a),
+		"digest":      key("full-iso", testID, cache.DigestOf([]byte("other")), a),
+		"cred value":  key("full-iso", testID, d, upstream.Credential{Kind: upstream.CredAPIKey, Value: "SECRET-124"}),
+		"cred kind":   key("full-iso", testID, d, upstream.Credential{Kind: upstream.CredImageToken, Value: "SECRET-123"}),
+		"no cred":     key("full-iso", testID, d, upstream.Credential{}),
+		"auth header": key("full-iso", testID, d, upstream.Credential{Kind: upstream.CredAuthorization, Value: "SECRET-123"}),
 	}
 	seen := map[string]string{}
 	for name, k := range keys {
@@ -67,14 +73,23 @@ func TestSnapshotKey(t *testing.T) {
 	}
 }
 
-func TestSnapshotsCoalesceAndNoErrorCaching(t *testing.T) {
-	s, err := newSnapshots(time.Minute)
+func newTestSnapshots(t *testing.T, ttl time.Duration) (*snapshots, *metrics.Set) {
+	t.Helper()
+	set := metrics.NewSet()
+	s, err := newSnapshots(ttl, 1<<20, 64, set)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, set
+}
+
+func TestSnapshotsCoalesceAndNoErrorCaching(t *testing.T) {
+	s, _ := newTestSnapshots(t, time.Minute)
+	var joined atomic.Int32
+	s.joined = func() { joined.Add(1) }
 	var builds atomic.Int32
 	gate := make(chan struct{})
-	build := func() (*built, error) {
+	build := func(context.Context) (*built, error) {
 		builds.Add(1)
 		<-gate
 		return &built{etag: `"x"`}, nil
@@ -84,28 +99,105 @@ func TestSnapshotsCoalesceAndNoErrorCaching(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if b, err := s.get("k", false, build); err != nil || b.etag != `"x"` {
-				t.Errorf("get = %v, %v", b, err)
+			if b, err := s.fetch(context.Background(), "g", "k", build); err != nil || b.etag != `"x"` {
+				t.Errorf("fetch = %v, %v", b, err)
 			}
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Every fetch has joined the flight before the build may finish.
+	waitCond(t, 10*time.Second, "10 fetches joined", func() bool { return joined.Load() == 10 })
 	close(gate)
 	wg.Wait()
 	if n := builds.Load(); n != 1 {
-		t.Errorf("10 concurrent gets built %d times, want 1", n)
+		t.Errorf("10 concurrent fetches built %d times, want 1", n)
+	}
+	if b := s.cached("g", "k"); b == nil || b.etag != `"x"` {
+		t.Errorf("cached after fetch = %v", b)
 	}
 
 	boom := errors.New("boom")
 	fails := 0
-	failing := func() (*built, error) { fails++; return nil, boom }
+	failing := func(context.Context) (*built, error) { fails++; return nil, boom }
 	for range 2 {
-		if _, err := s.get("e", true, failing); !errors.Is(err, boom) {
+		if _, err := s.fetch(context.Background(), "g", "e", failing); !errors.Is(err, boom) {
 			t.Fatalf("err = %v", err)
 		}
 	}
 	if fails != 2 {
-		t.Errorf("a failure was cached: %d builds for 2 gets", fails)
+		t.Errorf("a failure was cached: %d builds for 2 fetches", fails)
+	}
+}
+
+// TestSnapshotLifetimeIsAbsolute: a snapshot used continuously still ends
+// TTL after its fetch.
+func TestSnapshotLifetimeIsAbsolute(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	s, _ := newTestSnapshots(t, ttl)
+	if _, err := s.fetch(context.Background(), "g", "k", func(context.Context) (*built, error) { return &built{etag: `"a"`}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for s.cached("g", "k") != nil {
+		if time.Since(start) > 10*ttl {
+			t.Fatalf("snapshot still served %v after its fetch (TTL %v)", time.Since(start), ttl)
+		}
+		time.Sleep(ttl / 30)
+	}
+	if age := time.Since(start); age > 10*ttl {
+		t.Errorf("snapshot lived %v", age)
+	}
+}
+
+// TestSnapshotDroppedAfterFailedFetch: a refused fresh fetch drops every
+// snapshot of the group; any other failure drops the item it replaces.
+func TestSnapshotDroppedAfterFailedFetch(t *testing.T) {
+	s, _ := newTestSnapshots(t, time.Hour)
+	ok := func(context.Context) (*built, error) { return &built{etag: `"a"`}, nil }
+	for _, k := range []string{"full", "minimal", "pxe"} {
+		if _, err := s.fetch(context.Background(), "g", k, ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.fetch(context.Background(), "other", "full", ok); err != nil {
+		t.Fatal(err)
+	}
+	// Any failure (here: a plan that cannot be built) drops that item only.
+	if _, err := s.fetch(context.Background(), "g", "full", func(context.Context) (*built, error) {
+		return nil, customize.ErrTooLarge
+	}); err == nil {
+		t.Fatal("failing fetch succeeded")
+	}
+	if s.cached("g", "full") != nil {
+		t.Error("the snapshot a failed fresh fetch would replace is still served")
+	}
+	if s.cached("g", "minimal") == nil {
+		t.Error("a failure of one item dropped another")
+	}
+	// A refusal drops the whole group, never another group.
+	if _, err := s.fetch(context.Background(), "g", "pxe", func(context.Context) (*built, error) {
+		return nil, &upstream.StatusError{Op: "ignition", Code: 401}
+	}); err == nil {
+		t.Fatal("refused fetch succeeded")
+	}
+	for _, k := range []string{"full", "minimal", "pxe"} {
+		if s.cached("g", k) != nil {
+			t.Errorf("%s still served after the credential was refused", k)
+		}
+	}
+	if s.cached("other", "full") == nil {
+		t.Error("a refusal dropped another credential's snapshot")
+	}
+}
+
+// waitCond polls cond until it holds or timeout passes.
+func waitCond(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
