@@ -405,8 +405,8 @@ func checkServices(t *testing.T, name string, w want, b bundle, services []*core
 	if b.services[sts.Spec.ServiceName] == nil {
 		t.Errorf("%s: serviceName %q is not a Service of %s", where, sts.Spec.ServiceName, name)
 	}
-	if want := sts.Name + peersSuffix; peersDNS != want {
-		t.Errorf("%s: PEERS_DNS %q, want %q", where, peersDNS, want)
+	if wantPeers := sts.Name + peersSuffix; peersDNS != wantPeers {
+		t.Errorf("%s: PEERS_DNS %q, want %q", where, peersDNS, wantPeers)
 	} else if peers := b.services[peersDNS]; peers == nil {
 		t.Errorf("%s: PEERS_DNS names %q, which is not a Service of %s", where, peersDNS, name)
 	} else {
