@@ -59,7 +59,7 @@ func New(o Options) *Server {
 		files:   newOpenFiles(o.Store),
 		stats:   newBodyStats(o.Metrics),
 	}
-	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL)
+	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL, o.Metrics)
 	if err != nil {
 		panic("proxy: snapshot cache: " + err.Error()) // only a programming error gets here
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
@@ -41,18 +42,32 @@ func (b *built) cost() int64 {
 // InfraEnv's current state; the requests that continue it (a BMC mounting
 // an ISO sends thousands) reuse that answer. Concurrent identical fetches
 // share one set of upstream calls; a failure is shared, never cached.
+//
+// Every get is counted in isoedge_snapshot_requests_total by result, as
+// groupcache's Stats count gets, hits, loads and deduplicated loads.
 type snapshots struct {
 	hot   *cache.Hot[*built]
 	ttl   time.Duration
 	group singleflight.Group
+
+	hits      *metrics.Counter // served from the cache
+	misses    *metrics.Counter // built by this request
+	coalesced *metrics.Counter // waited for an identical request's build
 }
 
-func newSnapshots(ttl time.Duration) (*snapshots, error) {
+func newSnapshots(ttl time.Duration, set *metrics.Set) (*snapshots, error) {
 	hot, err := cache.NewHot[*built](256 << 20)
 	if err != nil {
 		return nil, err
 	}
-	return &snapshots{hot: hot, ttl: ttl}, nil
+	const name = "isoedge_snapshot_requests_total"
+	return &snapshots{
+		hot:       hot,
+		ttl:       ttl,
+		hits:      set.GetOrCreateCounter(name + `{result="hit"}`),
+		misses:    set.GetOrCreateCounter(name + `{result="miss"}`),
+		coalesced: set.GetOrCreateCounter(name + `{result="coalesced"}`),
+	}, nil
 }
 
 // snapshotKey names everything that changes a built image: the route kind,
@@ -87,10 +102,15 @@ func (s *snapshots) get(key string, continuing bool, build func() (*built, error
 			if last := b.refreshed.Load(); now-last > int64(s.ttl/2) && b.refreshed.CompareAndSwap(last, now) {
 				s.hot.SetWithTTL(key, b, b.cost(), s.ttl)
 			}
+			s.hits.Inc()
 			return b, nil
 		}
 	}
+	// singleflight's shared result is true for the caller that ran fn as
+	// well as for those that waited, so the leader marks itself.
+	led := false
 	v, err, _ := s.group.Do(key, func() (any, error) {
+		led = true
 		b, err := build()
 		if err == nil && s.ttl > 0 {
 			b.refreshed.Store(time.Now().UnixNano())
@@ -101,6 +121,11 @@ func (s *snapshots) get(key string, continuing bool, build func() (*built, error
 		}
 		return b, err
 	})
+	if led {
+		s.misses.Inc()
+	} else {
+		s.coalesced.Inc()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
 	"github.com/isoedge/isoedge/upstream"
@@ -68,7 +69,7 @@ func TestSnapshotKey(t *testing.T) {
 }
 
 func TestSnapshotsCoalesceAndNoErrorCaching(t *testing.T) {
-	s, err := newSnapshots(time.Minute)
+	s, err := newSnapshots(time.Minute, metrics.NewSet())
 	if err != nil {
 		t.Fatal(err)
 	}
