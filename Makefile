@@ -10,8 +10,15 @@ RACE_PKGS = ./cache/ ./catalog/ ./upstream/ ./proxy/
 
 all: build
 
+# Stamped into the binary (internal/version); empty outside a git checkout,
+# then the binary falls back to what the Go toolchain recorded.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG = github.com/isoedge/isoedge/internal/version
+LDFLAGS  = -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(REVISION)
+
 build:
-	$(GO) build -trimpath -o $(BIN) .
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 # Standalone sample: no assisted-service, no internet. Builds a small sample
 # live ISO into $(DATA) on first start and serves ignition from $(DATA)/ignition.

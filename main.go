@@ -16,6 +16,7 @@ import (
 	"github.com/isoedge/isoedge/catalog"
 	"github.com/isoedge/isoedge/cli"
 	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/internal/version"
 	"github.com/isoedge/isoedge/proxy"
 	"github.com/isoedge/isoedge/upstream"
 	"go.uber.org/zap"
@@ -100,12 +101,12 @@ func wire(cfg *config.Config, log *zap.Logger, store *cache.Store, index *cache.
 }
 
 func run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	log.Info("starting isoedge", zap.String("version", version.Version()), zap.String("revision", version.Revision()), zap.Any("config", cfg.Redacted()))
 	a, err := newApp(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.index.Close()
-	log.Info("starting isoedge", zap.Any("config", cfg.Redacted()))
 	eps, err := a.srv.Listen()
 	if err != nil {
 		return err

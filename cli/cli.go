@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/isoedge/isoedge/customize"
+	"github.com/isoedge/isoedge/internal/version"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,6 +27,7 @@ const cliUsage = `usage:
   isoedge inspect [--json] ISO
   isoedge customize ISO -o OUT --ignition FILE [--karg K]... [--network-ramdisk FILE]
   isoedge customize-initrd ISO -o OUT --ignition FILE [--network-ramdisk FILE]
+  isoedge version              print the version (also --version)
 
 inspect           print the embed areas and boot files found in ISO
                   (--json: the stored layout)
@@ -57,6 +59,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		err = cliCustomize(args[1:], false, stdout)
 	case "customize-initrd":
 		err = cliCustomize(args[1:], true, stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version.String())
+		return 0
 	case "help", "-h", "-help", "--help":
 		err = flag.ErrHelp
 	default:

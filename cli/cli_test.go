@@ -410,3 +410,12 @@ func writeTemp(t *testing.T, name string, b []byte) string {
 	}
 	return p
 }
+
+func TestCLIVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		code, out, errOut := cliRun(arg)
+		if code != 0 || !strings.HasPrefix(out, "isoedge ") || !strings.Contains(out, "revision ") || errOut != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, out, errOut)
+		}
+	}
+}

@@ -13,21 +13,30 @@ import (
 
 // Defaults applied by Load.
 const (
-	DefaultAssistedServiceScheme  = "http"
-	DefaultAssistedServiceTimeout = 30 * time.Second
-	DefaultDataDir                = "/data"
-	DefaultDataTempDir            = "/data_temp"
-	DefaultListenPort             = "8080"
-	DefaultMaxConcurrentRequests  = 400
-	DefaultRequestWait            = 10 * time.Second
-	DefaultLogLevel               = "info"
-	DefaultMinRootfsBytes         = 100 << 20
-	DefaultMinKernelBytes         = 5 << 20
-	DefaultIgnitionCacheTTL       = 10 * time.Minute
-	DefaultDownloadConcurrency    = 2
-	DefaultStreamStallTimeout     = 60 * time.Second
-	FetchEager                    = "eager"
-	FetchLazy                     = "lazy"
+	DefaultAssistedServiceScheme         = "http"
+	DefaultAssistedServiceTimeout        = 30 * time.Second
+	DefaultDataDir                       = "/data"
+	DefaultDataTempDir                   = "/data_temp"
+	DefaultListenPort                    = "8080"
+	DefaultMaxConcurrentRequests         = 400
+	DefaultRequestWait                   = 10 * time.Second
+	DefaultLogLevel                      = "info"
+	DefaultMinRootfsBytes                = 100 << 20
+	DefaultMinKernelBytes                = 5 << 20
+	DefaultIgnitionCacheTTL              = 10 * time.Minute
+	DefaultDownloadConcurrency           = 2
+	DefaultStreamStallTimeout            = 60 * time.Second
+	DefaultOSImageConnectTimeout         = 30 * time.Second
+	DefaultOSImageHeaderTimeout          = 60 * time.Second
+	DefaultOSImageStallTimeout           = 60 * time.Second
+	DefaultOSImageMaxBytes               = 16 << 30
+	DefaultScrubBytesPerSecond           = 100_000_000
+	DefaultScrubInterval                 = 24 * time.Hour
+	DefaultSnapshotCacheMaxBytes         = 32 << 20
+	DefaultUpstreamMemoryMaxBytes        = 48 << 20
+	DefaultMaxConcurrentUpstreamRequests = 64
+	FetchEager                           = "eager"
+	FetchLazy                            = "lazy"
 )
 
 // Config is the validated configuration. Load fills every field; the zero
@@ -61,6 +70,27 @@ type Config struct {
 	Fetch                       string            // OS_IMAGES_FETCH: "eager" (default, the original's behaviour) or "lazy"
 	DataDirMaxBytes             int64             // DATA_DIR_MAX_BYTES: store budget, 0 = unlimited
 	StreamStallTimeout          time.Duration     // STREAM_STALL_TIMEOUT, default 60s: a client taking no data this long is disconnected
+
+	// HTTPS listener (TLS_MIN_VERSION, TLS_CIPHER_SUITES, as the
+	// assisted-service operator sets them from the cluster's TLS profile).
+	TLSMinVersion     uint16   // TLS_MIN_VERSION: VersionTLS10 … VersionTLS13; 0 when unset (TLSConfig then uses DefaultTLSMinVersion)
+	TLSCipherSuites   []uint16 // TLS_CIPHER_SUITES: the listed suites Go can configure, in order; nil means Go's defaults
+	TLSSkippedCiphers []string // TLS_CIPHER_SUITES entries recognised but skipped (DHE, TLS 1.3 names), as written; log them once
+
+	// OS image downloads.
+	OSImageConnectTimeout time.Duration // OS_IMAGE_CONNECT_TIMEOUT, default 30s, > 0: TCP connect and TLS handshake
+	OSImageHeaderTimeout  time.Duration // OS_IMAGE_HEADER_TIMEOUT, default 60s, > 0: request sent to response headers
+	OSImageStallTimeout   time.Duration // OS_IMAGE_STALL_TIMEOUT, default 60s, > 0: a download receiving nothing this long is aborted (and resumed)
+	OSImageMaxBytes       int64         // OS_IMAGE_MAX_BYTES, default 16 GiB, >= 1: larger images are refused
+
+	// Background verification of stored blobs.
+	ScrubBytesPerSecond int64         // SCRUB_BYTES_PER_SECOND, default 100000000, >= 0; 0 disables the scrub
+	ScrubInterval       time.Duration // SCRUB_INTERVAL, default 24h, > 0: time between the starts of two scrub passes
+
+	// Memory bounds.
+	SnapshotCacheMaxBytes         int64 // SNAPSHOT_CACHE_MAX_BYTES, default 32 MiB, >= 1: built download plans kept for IGNITION_CACHE_TTL
+	UpstreamMemoryMaxBytes        int64 // UPSTREAM_MEMORY_MAX_BYTES, default 48 MiB, >= 1: assisted-service answers held in memory at once
+	MaxConcurrentUpstreamRequests int   // MAX_CONCURRENT_UPSTREAM_REQUESTS, default 64, >= 1: requests waiting on assisted-service; more get 503 + Retry-After
 }
 
 // UsesLocalIgnition reports whether ignition comes from IgnitionDir instead of assisted-service.
@@ -94,23 +124,21 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	c.DataDir, _ = e.str("DATA_DIR", DefaultDataDir)
 	c.DataTempDir, _ = e.str("DATA_TEMP_DIR", DefaultDataTempDir)
 
-	c.ListenPort, _ = e.str("LISTEN_PORT", DefaultListenPort)
-	c.HTTPListenPort, _ = e.str("HTTP_LISTEN_PORT", "")
+	if c.ListenPort, err = e.port("LISTEN_PORT", DefaultListenPort); err != nil {
+		return nil, err
+	}
+	if c.HTTPListenPort, err = e.port("HTTP_LISTEN_PORT", ""); err != nil {
+		return nil, err
+	}
 	c.HTTPSKeyFile, _ = e.str("HTTPS_KEY_FILE", "")
 	c.HTTPSCertFile, _ = e.str("HTTPS_CERT_FILE", "")
 	if (c.HTTPSKeyFile == "") != (c.HTTPSCertFile == "") {
 		return nil, &Error{"HTTPS_KEY_FILE and HTTPS_CERT_FILE", errors.New("set both or neither")}
 	}
 
-	n, err := e.int64("MAX_CONCURRENT_REQUESTS", DefaultMaxConcurrentRequests, 1)
-	if err != nil {
+	if c.MaxConcurrentRequests, err = e.int("MAX_CONCURRENT_REQUESTS", DefaultMaxConcurrentRequests, 1); err != nil {
 		return nil, err
 	}
-	if int64(int(n)) != n {
-		_, from, _ := e.get("MAX_CONCURRENT_REQUESTS")
-		return nil, &Error{from, fmt.Errorf("too large: %d", n)}
-	}
-	c.MaxConcurrentRequests = int(n)
 	if c.RequestWait, err = e.duration("MAX_CONCURRENT_REQUESTS_WAIT", DefaultRequestWait, false); err != nil {
 		return nil, err
 	}
@@ -179,7 +207,49 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	if c.StreamStallTimeout, err = e.duration("STREAM_STALL_TIMEOUT", DefaultStreamStallTimeout, true); err != nil {
 		return nil, err
 	}
+	if err := c.loadTLS(e); err != nil {
+		return nil, err
+	}
+	if err := c.loadLimits(e); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// loadLimits fills the timeouts, sizes and rates of downloads, the scrub
+// and memory use.
+func (c *Config) loadLimits(e env) error {
+	var err error
+	for _, d := range []struct {
+		dst  *time.Duration
+		name string
+		def  time.Duration
+	}{
+		{&c.OSImageConnectTimeout, "OS_IMAGE_CONNECT_TIMEOUT", DefaultOSImageConnectTimeout},
+		{&c.OSImageHeaderTimeout, "OS_IMAGE_HEADER_TIMEOUT", DefaultOSImageHeaderTimeout},
+		{&c.OSImageStallTimeout, "OS_IMAGE_STALL_TIMEOUT", DefaultOSImageStallTimeout},
+		{&c.ScrubInterval, "SCRUB_INTERVAL", DefaultScrubInterval},
+	} {
+		if *d.dst, err = e.duration(d.name, d.def, true); err != nil {
+			return err
+		}
+	}
+	for _, n := range []struct {
+		dst      *int64
+		name     string
+		def, min int64
+	}{
+		{&c.OSImageMaxBytes, "OS_IMAGE_MAX_BYTES", DefaultOSImageMaxBytes, 1},
+		{&c.ScrubBytesPerSecond, "SCRUB_BYTES_PER_SECOND", DefaultScrubBytesPerSecond, 0},
+		{&c.SnapshotCacheMaxBytes, "SNAPSHOT_CACHE_MAX_BYTES", DefaultSnapshotCacheMaxBytes, 1},
+		{&c.UpstreamMemoryMaxBytes, "UPSTREAM_MEMORY_MAX_BYTES", DefaultUpstreamMemoryMaxBytes, 1},
+	} {
+		if *n.dst, err = e.int64(n.name, n.def, n.min); err != nil {
+			return err
+		}
+	}
+	c.MaxConcurrentUpstreamRequests, err = e.int("MAX_CONCURRENT_UPSTREAM_REQUESTS", DefaultMaxConcurrentUpstreamRequests, 1)
+	return err
 }
 
 // loadOSImages fills OSImages and Sample: OS_IMAGES if non-empty, else

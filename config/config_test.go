@@ -46,6 +46,7 @@ func TestLoadDefaults(t *testing.T) {
 		MinKernelBytes:   5242880,
 		IgnitionCacheTTL: DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager, StreamStallTimeout: DefaultStreamStallTimeout,
 	}
+	withLimitDefaults(want)
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(empty) =\n%+v\nwant\n%+v", c, want)
 	}
@@ -112,6 +113,7 @@ func TestLoadValues(t *testing.T) {
 		MinKernelBytes:             1000,
 		IgnitionCacheTTL:           DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager, StreamStallTimeout: DefaultStreamStallTimeout,
 	}
+	withLimitDefaults(want)
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", c, want)
 	}

@@ -24,6 +24,15 @@
 //     surfacing later from a background goroutine. This includes the OS image
 //     list (image type, sha256), IMAGE_SERVICE_BASE_URL and a half-configured
 //     HTTPS key/certificate pair.
+//   - LISTEN_PORT and HTTP_LISTEN_PORT must be port numbers (1-65535); the
+//     original passes any string to the listener.
+//   - TLS_MIN_VERSION and TLS_CIPHER_SUITES, which the assisted-service
+//     operator sets from the cluster's TLS security profile and the original
+//     ignores, configure the HTTPS listener (Config.TLSConfig). The operator
+//     writes VersionTLS1x and IANA suite names; OpenSSL names, as OpenShift's
+//     profiles spell them, are accepted too. Suites Go cannot configure (DHE,
+//     the TLS 1.3 suites) are skipped and listed in TLSSkippedCiphers; an
+//     unknown name is an error.
 //   - Without ASSISTED_SERVICE_HOST isoedge can run standalone, taking
 //     ignition from IGNITION_DIR. When no image list is configured either,
 //     a single built-in sample image is served (see SampleURL) and

@@ -84,6 +84,33 @@ func (e env) int64(name string, def, min int64) (int64, error) {
 	return n, nil
 }
 
+// port returns name as a TCP port number 1-65535 in decimal, or def when
+// unset or empty (def "" means no port).
+func (e env) port(name, def string) (string, error) {
+	s, from := e.str(name, def)
+	if s == "" {
+		return "", nil
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return "", &Error{from, fmt.Errorf("must be a port number 1-65535, got %q", s)}
+	}
+	return strconv.FormatUint(n, 10), nil
+}
+
+// int is int64 for values that must also fit an int.
+func (e env) int(name string, def, min int) (int, error) {
+	n, err := e.int64(name, int64(def), int64(min))
+	if err != nil {
+		return 0, err
+	}
+	if int64(int(n)) != n {
+		_, from, _ := e.get(name)
+		return 0, &Error{from, fmt.Errorf("too large: %d", n)}
+	}
+	return int(n), nil
+}
+
 // bool parses name with strconv.ParseBool. Unset gives def; set but empty is
 // an error.
 func (e env) bool(name string, def bool) (bool, error) {

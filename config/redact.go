@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net/url"
@@ -49,7 +50,31 @@ func (c *Config) Redacted() map[string]string {
 		"OS_IMAGES_FETCH":                      c.Fetch,
 		"STREAM_STALL_TIMEOUT":                 c.StreamStallTimeout.String(),
 		"DATA_DIR_MAX_BYTES":                   strconv.FormatInt(c.DataDirMaxBytes, 10),
+		"TLS_MIN_VERSION":                      tlsVersionName(c.effectiveTLSMinVersion()),
+		"TLS_CIPHER_SUITES":                    suiteNames(c.TLSCipherSuites),
+		"OS_IMAGE_CONNECT_TIMEOUT":             c.OSImageConnectTimeout.String(),
+		"OS_IMAGE_HEADER_TIMEOUT":              c.OSImageHeaderTimeout.String(),
+		"OS_IMAGE_STALL_TIMEOUT":               c.OSImageStallTimeout.String(),
+		"OS_IMAGE_MAX_BYTES":                   strconv.FormatInt(c.OSImageMaxBytes, 10),
+		"SCRUB_BYTES_PER_SECOND":               strconv.FormatInt(c.ScrubBytesPerSecond, 10),
+		"SCRUB_INTERVAL":                       c.ScrubInterval.String(),
+		"SNAPSHOT_CACHE_MAX_BYTES":             strconv.FormatInt(c.SnapshotCacheMaxBytes, 10),
+		"UPSTREAM_MEMORY_MAX_BYTES":            strconv.FormatInt(c.UpstreamMemoryMaxBytes, 10),
+		"MAX_CONCURRENT_UPSTREAM_REQUESTS":     strconv.Itoa(c.MaxConcurrentUpstreamRequests),
 	}
+}
+
+// suiteNames lists the IANA names of ids, comma-separated; none means Go's
+// default suites.
+func suiteNames(ids []uint16) string {
+	if len(ids) == 0 {
+		return "(Go defaults)"
+	}
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = tls.CipherSuiteName(id)
+	}
+	return strings.Join(names, ",")
 }
 
 // keysOnly lists the sorted keys of m, comma-separated.

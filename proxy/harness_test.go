@@ -216,6 +216,8 @@ type harnessOpts struct {
 	server    func(*Server) // adjusts the server before it serves
 	config    func(*config.Config)
 	src       func(*fakeSource)
+	tcp       bool // serve on a loopback TCP listener instead of an in-memory one
+	metered   bool // wrap the fake source with upstream.Metered on the server's set
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -256,12 +258,28 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(core)
 	set := metrics.NewSet()
-	srv := New(Options{Config: cfg, Bases: fb, Source: src, Log: log, Metrics: set})
+	var source upstream.Source = src
+	if o.metered {
+		source = upstream.Metered(src, set)
+	}
+	srv := New(Options{Config: cfg, Bases: fb, Source: source, Log: log, Metrics: set})
 	if o.server != nil {
 		o.server(srv)
 	}
 
-	ln := fasthttputil.NewInmemoryListener()
+	var ln net.Listener
+	var dial func(ctx context.Context) (net.Conn, error)
+	if o.tcp {
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d net.Dialer
+		ln, dial = tl, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", tl.Addr().String()) }
+	} else {
+		ml := fasthttputil.NewInmemoryListener()
+		ln, dial = ml, func(context.Context) (net.Conn, error) { return ml.Dial() }
+	}
 	hs := newHTTPServer(srv.Handler(o.plainHTTP), log)
 	served := make(chan struct{})
 	go func() {
@@ -269,7 +287,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		_ = hs.Serve(ln)
 	}()
 	tr := &http.Transport{
-		DialContext:        func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
+		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		DisableCompression: true,
 	}
 	t.Cleanup(func() {

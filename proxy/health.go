@@ -17,7 +17,9 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(s.bases.Health())
 }
 
+// handleMetrics answers /metrics: the shared set in the Prometheus text
+// format, each family with its HELP and TYPE (see exposer).
 func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	s.set.WritePrometheus(ctx)
+	_ = s.metrics.expose.write(ctx, s.set, s.log)
 }

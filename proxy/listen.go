@@ -64,7 +64,10 @@ func (s *Server) Listen() ([]Endpoint, error) {
 			if err != nil {
 				return fail(fmt.Errorf("proxy: load HTTPS certificate: %w", err))
 			}
-			ep.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			ep.TLS = s.cfg.TLSConfig([]tls.Certificate{cert})
+			if len(s.cfg.TLSSkippedCiphers) > 0 {
+				s.log.Info("TLS_CIPHER_SUITES names suites Go does not implement; skipped", zap.Strings("suites", s.cfg.TLSSkippedCiphers))
+			}
 		}
 		ln, err := net.Listen("tcp", spec.Addr)
 		if err != nil {

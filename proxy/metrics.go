@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/isoedge/isoedge/internal/version"
 )
 
 // The original's metric names and buckets (go-http-metrics), so existing
@@ -21,16 +22,25 @@ var (
 	sizeBuckets     = []float64{100, 1e6, 5e8, 1e9, 1e10}
 )
 
-// serverMetrics records per-route request metrics on a private set.
+// serverMetrics records per-route request metrics on a private set and
+// writes the set for /metrics.
 type serverMetrics struct {
-	set *metrics.Set
-	mu  sync.Mutex
+	set    *metrics.Set
+	expose *exposer
+	mu     sync.Mutex
 	// inflight gauges by handler; created on first use.
 	inflight map[string]*metrics.Gauge
 }
 
 func newServerMetrics(set *metrics.Set) *serverMetrics {
-	return &serverMetrics{set: set, inflight: map[string]*metrics.Gauge{}}
+	set.GetOrCreateGauge(buildInfoName(version.Version(), version.Revision(), version.GoVersion()), func() float64 { return 1 })
+	return &serverMetrics{set: set, expose: newExposer(), inflight: map[string]*metrics.Gauge{}}
+}
+
+// buildInfoName is the isoedge_build_info series of a build.
+func buildInfoName(ver, rev, goVer string) string {
+	return `isoedge_build_info{version="` + labelEscaper.Replace(ver) + `",revision="` + labelEscaper.Replace(rev) +
+		`",goversion="` + labelEscaper.Replace(goVer) + `"}`
 }
 
 func (m *serverMetrics) gauge(handler string) *metrics.Gauge {

@@ -55,8 +55,7 @@ func New(o Options) *Server {
 		limit:   newLimiter(o.Config.MaxConcurrentRequests, o.Config.RequestWait),
 		stats:   newBodyStats(o.Metrics),
 	}
-	// WIRE: SNAPSHOT_CACHE_MAX_BYTES and MAX_CONCURRENT_UPSTREAM_REQUESTS.
-	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL, 32<<20, 64, o.Metrics)
+	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL, o.Config.SnapshotCacheMaxBytes, o.Config.MaxConcurrentUpstreamRequests, o.Metrics)
 	if err != nil {
 		panic("proxy: snapshot cache: " + err.Error()) // only a programming error gets here
 	}

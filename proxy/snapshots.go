@@ -11,6 +11,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/config"
 	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
 	"golang.org/x/sync/singleflight"
@@ -88,7 +89,10 @@ type snapshots struct {
 
 func newSnapshots(ttl time.Duration, maxBytes int64, upstreamSlots int, set *metrics.Set) (*snapshots, error) {
 	if maxBytes <= 0 {
-		maxBytes = 32 << 20
+		maxBytes = config.DefaultSnapshotCacheMaxBytes
+	}
+	if upstreamSlots <= 0 {
+		upstreamSlots = config.DefaultMaxConcurrentUpstreamRequests
 	}
 	hot, err := cache.NewHot[*snapshotGroup](maxBytes)
 	if err != nil {
@@ -140,7 +144,9 @@ func (s *snapshots) cached(group, item string) *built {
 // coalesced with identical concurrent builds, and keeps it as the
 // snapshot its download's later requests continue from.
 func (s *snapshots) fetch(ctx context.Context, group, item string, build func(context.Context) (*built, error)) (*built, error) {
+	ran := false // this request's build ran; singleflight's Shared is true for the leader too
 	ch := s.flight.DoChan(group+"\x00"+item, func() (any, error) {
+		ran = true
 		// Only the request that calls upstream takes an upstream slot:
 		// those that join its flight add no load upstream (a PXE farm's
 		// stampede is one call).
@@ -164,10 +170,10 @@ func (s *snapshots) fetch(ctx context.Context, group, item string, build func(co
 	}
 	select {
 	case r := <-ch:
-		if r.Shared {
-			s.coalesced.Inc()
-		} else {
+		if ran {
 			s.misses.Inc()
+		} else {
+			s.coalesced.Inc()
 		}
 		if r.Err != nil {
 			return nil, r.Err
