@@ -280,7 +280,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		ml := fasthttputil.NewInmemoryListener()
 		ln, dial = ml, func(context.Context) (net.Conn, error) { return ml.Dial() }
 	}
-	hs := newHTTPServer(srv.Handler(o.plainHTTP), log)
+	hs := srv.newHTTPServer(srv.Handler(o.plainHTTP))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

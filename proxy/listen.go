@@ -86,7 +86,7 @@ func (s *Server) Serve(ctx context.Context, eps ...Endpoint) error {
 	servers := make([]*fasthttp.Server, 0, len(eps))
 	errc := make(chan error, len(eps))
 	for _, ep := range eps {
-		srv := newHTTPServer(s.Handler(ep.PlainHTTP), s.log)
+		srv := s.newHTTPServer(s.Handler(ep.PlainHTTP))
 		ln := ep.Listener
 		if ep.TLS != nil {
 			srv.TLSConfig = ep.TLS

@@ -82,7 +82,7 @@ func TestServedFileExtentsUseSendfile(t *testing.T) {
 	}
 	sendfiled := set.GetOrCreateCounter(`isoedge_body_bytes_total{path="sendfile"}`)
 	copied := set.GetOrCreateCounter(`isoedge_body_bytes_total{path="copy"}`)
-	hs := newHTTPServer(srv.Handler(false), zap.NewNop())
+	hs := srv.newHTTPServer(srv.Handler(false))
 	go hs.Serve(ln)
 	defer hs.Shutdown()
 

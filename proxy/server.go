@@ -84,13 +84,18 @@ func (s *Server) Handler(plainHTTP bool) fasthttp.RequestHandler {
 }
 
 // newHTTPServer returns a fasthttp server for h with the timeouts an image
-// service needs: a short deadline to read a request, none to write one (a
-// 1 GB download over a slow link takes as long as it takes).
-func newHTTPServer(h fasthttp.RequestHandler, log *zap.Logger) *fasthttp.Server {
+// service needs: a short deadline to read a request, and a write deadline
+// that bounds a stall, not a download (a 1 GB download over a slow link
+// takes as long as it takes, as long as it moves).
+func (s *Server) newHTTPServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                       h,
-		Name:                          "isoedge",
-		ReadTimeout:                   10 * time.Second,
+		Handler:     h,
+		Name:        "isoedge",
+		ReadTimeout: 10 * time.Second,
+		// Every response, not only image streams, must make progress: a
+		// client that pipelines requests and never reads their answers
+		// loses its connection. Image bodies renew the deadline per chunk.
+		WriteTimeout:                  s.cfg.StreamStallTimeout,
 		IdleTimeout:                   60 * time.Second,
 		ReadBufferSize:                8 << 10,
 		MaxRequestBodySize:            1 << 20,
@@ -99,7 +104,7 @@ func newHTTPServer(h fasthttp.RequestHandler, log *zap.Logger) *fasthttp.Server 
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
 		TCPKeepalive:                  true,
-		Logger:                        connLogger{log},
+		Logger:                        connLogger{s.log},
 	}
 }
 
