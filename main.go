@@ -53,6 +53,7 @@ func newLogger(level string) (*zap.Logger, error) {
 	}
 	zc := zap.NewProductionConfig()
 	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.DisableStacktrace = true // expected errors need no stack; panics log theirs
 	zc.EncoderConfig.TimeKey = "time"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	return zc.Build()

@@ -14,7 +14,7 @@ func (s *Server) handleBootArtifact(ctx *fasthttp.RequestCtx) {
 	case "rootfs", "kernel", "ins-file":
 		label = "/boot-artifacts/" + artifact
 	}
-	end := s.metrics.start(label, string(ctx.Method()))
+	end := s.begin(ctx, label)
 	args := ctx.QueryArgs()
 	version := string(args.Peek("version"))
 	arch := string(args.Peek("arch"))

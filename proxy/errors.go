@@ -43,9 +43,9 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error, passthroughBody strin
 		msg = passthroughBody
 	}
 	if code >= 500 {
-		s.log.Warn("request failed", zapPath(ctx), errField(err))
+		s.reqLog(ctx).Warn("request failed", zapPath(ctx), errField(err))
 	} else {
-		s.log.Debug("request refused", zapPath(ctx), errField(err))
+		s.reqLog(ctx).Debug("request refused", zapPath(ctx), errField(err))
 	}
 	if msg == "" {
 		ctx.SetStatusCode(code)

@@ -80,7 +80,7 @@ func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdReq
 
 // handleInitrd serves /images/{image_id}/pxe-initrd.
 func (s *Server) handleInitrd(ctx *fasthttp.RequestCtx) {
-	end := s.metrics.start(routeInitrd, string(ctx.Method()))
+	end := s.begin(ctx, routeInitrd)
 	req, base, ok := s.parseInitrdRequest(ctx, "", end)
 	if !ok {
 		return
@@ -105,7 +105,7 @@ func (s *Server) handleInitrd(ctx *fasthttp.RequestCtx) {
 // handleAddrsize serves /images/{image_id}/s390x-initrd-addrsize: the
 // initrd's load address from the ISO and the length of the composed initrd.
 func (s *Server) handleAddrsize(ctx *fasthttp.RequestCtx) {
-	end := s.metrics.start(routeAddrsize, string(ctx.Method()))
+	end := s.begin(ctx, routeAddrsize)
 	req, base, ok := s.parseInitrdRequest(ctx, "s390x", end)
 	if !ok {
 		return

@@ -34,7 +34,7 @@ type isoRequest struct {
 // handleShortISO serves /byid, /byapikey and /bytoken (§B.3).
 func (s *Server) handleShortISO(route string) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		end := s.metrics.start(route, string(ctx.Method()))
+		end := s.begin(ctx, route)
 		req := isoRequest{version: userValue(ctx, "version"), arch: userValue(ctx, "arch")}
 		var pathKey, pathToken string
 		switch route {
@@ -80,7 +80,7 @@ func (s *Server) handleShortISO(route string) fasthttp.RequestHandler {
 
 // handleLongISO serves the deprecated /images/{image_id}?version&arch&type (§B.2).
 func (s *Server) handleLongISO(ctx *fasthttp.RequestCtx) {
-	end := s.metrics.start(routeLongISO, string(ctx.Method()))
+	end := s.begin(ctx, routeLongISO)
 	req := isoRequest{imageID: userValue(ctx, "image_id")}
 	if !isUUID(req.imageID) {
 		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)

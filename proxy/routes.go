@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
 )
 
 // Route patterns, used as the metrics handler label (bounded cardinality).
@@ -60,6 +61,11 @@ func (s *Server) newRouter(plainHTTP bool) *router.Router {
 		for _, m := range rt.methods {
 			r.Handle(m, rt.path, rt.handle)
 		}
+	}
+	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
+		// The only log lines with a stack trace: a bug, not an expected error.
+		s.reqLog(ctx).Error("panic serving a request", zapPath(ctx), zap.Any("panic", v), zap.Stack("stack"))
+		httpError(ctx, "internal error", fasthttp.StatusInternalServerError)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		httpError(ctx, "404 page not found", fasthttp.StatusNotFound)

@@ -106,7 +106,7 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 	if needsBase(r.plan) {
 		f, done, err := s.bases.Open(r.base)
 		if err != nil {
-			s.log.Error("open base image", zap.String("digest", r.base.String()), errField(err))
+			s.reqLog(ctx).Error("open base image", zap.String("digest", r.base.String()), errField(err))
 			h.Del(fasthttp.HeaderContentRange)
 			httpError(ctx, "internal error", fasthttp.StatusInternalServerError)
 			finish(fasthttp.StatusInternalServerError, 0)
@@ -115,10 +115,10 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		body.f = f
 		closeStream = done
 	}
-	path := zapPath(ctx) // ctx is recycled once the handler returns
+	path, log := zapPath(ctx), s.reqLog(ctx) // ctx is recycled once the handler returns
 	body.done = func(n int64, err error) {
 		if err != nil {
-			s.log.Debug("stream ended early", path, zap.Int64("sent", n), zap.Int64("size", r.plan.Size), errField(err))
+			log.Debug("stream ended early", path, zap.Int64("sent", n), zap.Int64("size", r.plan.Size), errField(err))
 		}
 		if closeStream != nil {
 			closeStream()

@@ -80,7 +80,7 @@ func (s *Server) Handler(plainHTTP bool) fasthttp.RequestHandler {
 	if len(s.cfg.AllowedDomains) > 0 {
 		h = s.cors(h)
 	}
-	return h
+	return withRequestID(h)
 }
 
 // newHTTPServer returns a fasthttp server for h with the timeouts an image
