@@ -62,7 +62,7 @@ func (c *Catalog) evictionCandidate(keep *imageEntry) *imageEntry {
 	defer c.mu.RUnlock()
 	var ready []*imageEntry
 	for _, e := range c.entries {
-		if e != keep && e.state == StateReady && (c.cfg.InUse == nil || !c.cfg.InUse(e.rec.Digest)) {
+		if e != keep && e.state == StateReady && !e.running && !c.cfg.InUse(e.rec.Digest) {
 			ready = append(ready, e)
 		}
 	}
@@ -111,13 +111,14 @@ func (c *Catalog) evict(e *imageEntry) error {
 		c.mu.Unlock()
 		return nil // changed meanwhile; the next pass measures again
 	}
-	// Not ready while its files go; still "started", so no request starts
-	// a download of the same content whose commit the removal would undo.
+	// Not ready while its files go, and not yet "evicted", so no request
+	// starts a download of the same content whose commit the removal would
+	// undo.
 	e.state = StateEvicting
 	c.mu.Unlock()
 	err := c.removeStored(rec)
 	c.mu.Lock()
-	e.state, e.started, e.derived, e.warning, e.done, e.total = StatePending, false, "", "", 0, -1
+	e.state, e.evicted, e.derivedOK, e.done, e.total = StatePending, true, false, 0, -1
 	e.rec = cache.BaseRecord{}
 	e.ready = make(chan struct{})
 	c.mu.Unlock()

@@ -70,13 +70,15 @@ func (s *budgetSetup) evictions() []cache.BaseRecord {
 	return append([]cache.BaseRecord(nil), s.evicted...)
 }
 
-// waitGone waits until rec's blob is removed, then checks that nothing of
-// the image is left.
+// waitGone waits until the eviction of rec is complete (its blob removed
+// and the image back to pending), then checks that nothing of the image is
+// left.
 func (s *budgetSetup) waitGone(t *testing.T, img config.OSImage, rec cache.BaseRecord) {
 	t.Helper()
-	waitFor(t, 5*time.Second, img.Version+" evicted", func() bool {
+	waitFor(t, 10*time.Second, img.Version+" evicted", func() bool {
 		_, err := s.env.store.Stat(rec.Digest)
-		return errors.Is(err, cache.ErrNotFound)
+		st, _ := parseHealth(t, s.p.Health()).image(img.Version)
+		return errors.Is(err, cache.ErrNotFound) && st.State == StatePending
 	})
 	if _, configured, err := s.p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO); !configured || !errors.Is(err, ErrNotReady) {
 		t.Errorf("Lookup(%s) after eviction: configured %v, %v; want ErrNotReady", img.Version, configured, err)
@@ -88,7 +90,7 @@ func (s *budgetSetup) waitGone(t *testing.T, img config.OSImage, rec cache.BaseR
 		t.Errorf("layout of %s after eviction: %v, want ErrNotFound", img.Version, err)
 	}
 	st, _ := parseHealth(t, s.p.Health()).image(img.Version)
-	if st.State != StatePending || st.Digest != "" {
+	if st.State != StatePending || st.Digest != "" || !st.Evicted {
 		t.Errorf("health of evicted %s: %+v, want pending", img.Version, st)
 	}
 }

@@ -98,11 +98,15 @@ type imageEntry struct {
 	total    int64
 	rec      cache.BaseRecord
 	attempts int
-	derived  string        // outcome of Derive: "", "ok", or the error
-	warning  string        // what Derive could not do although the images are usable
-	started  bool          // a keep goroutine runs or ran for it
-	ready    chan struct{} // closed when the image becomes ready
-	served   atomic.Int64  // unix nanoseconds of the last lookup that found it ready
+	// failing: from its first failed attempt (download, ingest check,
+	// derived build, integrity) until it next succeeds; a failing image
+	// never holds readiness back.
+	failing   bool
+	derivedOK bool          // what derives from it is built (minimal template, nmstatectl)
+	running   bool          // a keep goroutine works on it
+	evicted   bool          // removed for the disk budget: fetched again on request
+	ready     chan struct{} // closed when the image is stored
+	served    atomic.Int64  // unix nanoseconds of the last lookup that found it ready
 }
 
 // Catalog knows which images exist and what derives from them. It keeps

@@ -82,12 +82,3 @@ func (o *blobFiles) forget(d cache.Digest) {
 		sf.f.Close()
 	}
 }
-
-// Open returns a read-only file of blob d for one response, counted in use
-// (never evicted) until release is called.
-func (c *Catalog) Open(d cache.Digest) (f *os.File, release func(), err error) {
-	return c.files.acquire(d)
-}
-
-// InUse reports whether a response streams from blob d.
-func (c *Catalog) InUse(d cache.Digest) bool { return c.files.inUse(d) }

@@ -14,8 +14,13 @@ const (
 	StateEvicting    = "evicting"
 )
 
-// Ready reports whether the first pass over the images is done and at
-// least one image is ready.
+// Ready reports whether the service may answer image requests: at least
+// one image is servable, and every configured image is servable with what
+// derives from it (minimal template, nmstatectl) or failing. A failing or
+// stalled image never holds the others back; one downloading for the
+// first time does, as in the original. Images fetched on request (lazy
+// mode, evicted for the disk budget) are not configured to be present: in
+// lazy mode the service is ready once the store has been read.
 func (c *Catalog) Ready() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -27,27 +32,17 @@ func (c *Catalog) readyLocked() bool {
 		return false
 	}
 	if c.cfg.Lazy {
-		// Nothing is fetched until asked for: ready once the store is read.
 		return c.firstPass
 	}
-	all := true
+	any := false
 	for _, e := range c.entries {
-		if e.state != StateReady {
-			all = false
+		servable := e.state == StateReady && e.derivedOK
+		any = any || servable
+		if !servable && !e.failing && !e.evicted {
+			return false
 		}
 	}
-	if all {
-		return true
-	}
-	if !c.firstPass {
-		return false
-	}
-	for _, e := range c.entries {
-		if e.state == StateReady {
-			return true
-		}
-	}
-	return false
+	return any
 }
 
 func (c *Catalog) readyCount() int {
@@ -73,8 +68,12 @@ type ImageStatus struct {
 	Error            string    `json:"error,omitempty"`
 	RetryAt          time.Time `json:"retry_at,omitzero"`
 	Digest           string    `json:"digest,omitempty"`
-	Derived          string    `json:"derived,omitempty"` // minimal template: "ok" or why it failed
-	Warning          string    `json:"warning,omitempty"` // e.g. no nmstatectl for static networking
+	// Derived is "ok" once what derives from a stored image is built.
+	Derived string `json:"derived,omitempty"`
+	// Failing marks an image whose last attempt failed (Error says why);
+	// it does not hold readiness back.
+	Failing bool `json:"failing,omitempty"`
+	Evicted bool `json:"evicted,omitempty"` // removed for the disk budget; fetched on request
 }
 
 // Health returns the JSON body of /health.
@@ -87,16 +86,21 @@ func (c *Catalog) Health() []byte {
 	}{Ready: c.readyLocked(), Images: []ImageStatus{}}
 	for _, e := range c.entries {
 		s := ImageStatus{OpenshiftVersion: e.img.OpenshiftVersion, Version: e.key.Version, Arch: e.key.Arch, Type: e.key.Type, State: e.state}
+		s.Failing, s.Evicted = e.failing, e.evicted
+		if e.failing {
+			s.Error, s.RetryAt = e.err, e.retryAt
+		}
 		switch e.state {
 		case StateDownloading:
 			if e.total > 0 {
 				pct := int(e.done * 100 / e.total)
 				s.Percent = &pct
 			}
-		case StateFailed:
-			s.Error, s.RetryAt = e.err, e.retryAt
 		case StateReady:
-			s.Digest, s.Derived, s.Warning = e.rec.Digest.String(), e.derived, e.warning
+			s.Digest = e.rec.Digest.String()
+			if e.derivedOK {
+				s.Derived = "ok"
+			}
 		}
 		out.Images = append(out.Images, s)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/isoedge/isoedge/cache"
@@ -27,89 +26,6 @@ func baseKey(img config.OSImage) cache.BaseKey {
 		t = config.TypeFullISO
 	}
 	return cache.BaseKey{Type: t, Version: img.Version, Arch: img.CPUArchitecture}
-}
-
-// Run populates the store until ctx ends: first every image already stored
-// is marked ready (no download, no parsing), then missing ones are
-// downloaded, at most Concurrency at a time, failures retried with backoff.
-func (c *Catalog) Run(ctx context.Context) {
-	var pending, restored []*imageEntry
-	for _, e := range c.entries {
-		if c.restore(e) {
-			restored = append(restored, e)
-			continue
-		}
-		pending = append(pending, e)
-	}
-	c.mu.Lock()
-	c.runCtx = ctx
-	c.mu.Unlock()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for _, e := range restored {
-			c.derive(ctx, e)
-		}
-	}()
-	var first sync.WaitGroup
-	if !c.cfg.Lazy {
-		first.Add(len(pending))
-		c.mu.Lock()
-		for _, e := range pending {
-			c.startLocked(ctx, e, first.Done)
-		}
-		c.mu.Unlock()
-	}
-	first.Wait()
-	c.mu.Lock()
-	c.firstPass = true
-	c.mu.Unlock()
-	c.enforceBudget(nil)
-	c.log.Info("first pass over OS images done", zap.Int("images", len(c.entries)), zap.Int("ready", c.readyCount()), zap.Bool("lazy", c.cfg.Lazy))
-	<-ctx.Done()
-	c.wg.Wait()
-}
-
-// startLocked starts keeping e stored; firstDone is called once after the
-// first attempt. c.mu must be held.
-func (c *Catalog) startLocked(ctx context.Context, e *imageEntry, firstDone func()) {
-	e.started = true
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.keep(ctx, e, firstDone)
-	}()
-}
-
-// Ensure is Lookup for a request: in lazy mode it starts fetching an image
-// not stored yet and waits up to LazyWait (or ctx) for it.
-func (c *Catalog) Ensure(ctx context.Context, version, arch, imageType string) (cache.BaseRecord, bool, error) {
-	rec, configured, err := c.Lookup(version, arch, imageType)
-	if !configured || !errors.Is(err, ErrNotReady) {
-		return rec, configured, err
-	}
-	c.mu.Lock()
-	e := c.find(version, arch, lookupType(imageType))
-	started := false
-	if !e.started && c.runCtx != nil && (c.cfg.Lazy || c.firstPass) {
-		// Lazy mode, or an image evicted for the disk budget.
-		c.log.Info("fetching OS image on first request", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch))
-		c.startLocked(c.runCtx, e, func() {})
-		started = true
-	}
-	ready := e.ready
-	c.mu.Unlock()
-	if !c.cfg.Lazy && !started {
-		return rec, configured, err // eager: a download in progress answers 503 at once
-	}
-	t := time.NewTimer(c.cfg.LazyWait)
-	defer t.Stop()
-	select {
-	case <-ready:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return c.Lookup(version, arch, imageType)
 }
 
 // restore marks e ready when the index holds it for the same URL and its
@@ -137,47 +53,6 @@ func (c *Catalog) restore(e *imageEntry) bool {
 	close(e.ready)
 	c.mu.Unlock()
 	return true
-}
-
-// keep downloads e until it is stored or ctx ends.
-func (c *Catalog) keep(ctx context.Context, e *imageEntry, firstDone func()) {
-	var once sync.Once
-	markFirst := func() { once.Do(firstDone) }
-	defer markFirst()
-	backoff := c.cfg.MinBackoff
-	for {
-		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		err := c.fetch(ctx, e)
-		<-c.sem
-		if err == nil {
-			markFirst()
-			c.derive(ctx, e)
-			c.enforceBudget(e)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		c.mu.Lock()
-		e.state, e.err, e.retryAt = StateFailed, err.Error(), time.Now().Add(backoff)
-		e.attempts++
-		c.mu.Unlock()
-		c.log.Error("OS image download failed", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch),
-			zap.String("url", upstream.RedactURL(e.img.URL)), zap.Error(err), zap.Duration("retry_in", backoff))
-		markFirst()
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-		backoff = min(2*backoff, c.cfg.MaxBackoff)
-	}
 }
 
 // fetch downloads, checks and commits one image.
@@ -273,7 +148,7 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 		return err
 	}
 	c.mu.Lock()
-	e.state, e.err, e.rec, e.done, e.total = StateReady, "", rec, n, n
+	e.state, e.err, e.rec, e.done, e.total, e.evicted = StateReady, "", rec, n, n, false
 	close(e.ready)
 	c.mu.Unlock()
 	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
@@ -283,28 +158,6 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 		}
 	}
 	return nil
-}
-
-// derive runs the Derive hook for a ready image and records the outcome.
-func (c *Catalog) derive(ctx context.Context, e *imageEntry) {
-	if c.cfg.Derive == nil {
-		return
-	}
-	c.mu.RLock()
-	rec := e.rec
-	c.mu.RUnlock()
-	outcome, warning := "ok", ""
-	var w *DeriveWarning
-	if err := c.cfg.Derive(ctx, rec); errors.As(err, &w) {
-		warning = w.Error()
-		c.log.Warn("derived images incomplete", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
-	} else if err != nil {
-		outcome = err.Error()
-		c.log.Error("building derived images failed", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
-	}
-	c.mu.Lock()
-	e.derived, e.warning = outcome, warning
-	c.mu.Unlock()
 }
 
 // Lookup resolves a request's version (an RHCOS version, else an OpenShift

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -106,10 +107,10 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 	if needsBase(r.plan) {
 		f, done, err := s.bases.Open(r.base)
 		if err != nil {
-			s.reqLog(ctx).Error("open base image", zap.String("digest", r.base.String()), errField(err))
+			// A missing blob is being fetched again: 503, not 500.
 			h.Del(fasthttp.HeaderContentRange)
-			httpError(ctx, "internal error", fasthttp.StatusInternalServerError)
-			finish(fasthttp.StatusInternalServerError, 0)
+			ctx.SetStatusCode(fasthttp.StatusOK)
+			finish(s.fail(ctx, fmt.Errorf("open base image %s: %w", r.base, err), ""), 0)
 			return
 		}
 		body.f = f
