@@ -58,7 +58,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		rt = newTransport(tlsConf)
+		rt = newTransport(tlsConf, DefaultConnectTimeout)
 	}
 	return &Client{
 		base: base,
