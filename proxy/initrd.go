@@ -57,9 +57,14 @@ func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdReq
 	key := snapshotKey(kind, req.imageID, base.Digest, cred)
 	continuing := continuesDownload(ctx.Request.Header.Peek(fasthttp.HeaderRange))
 	return s.snaps.get(key, continuing, func() (*built, error) {
-		snap, err := upstream.FetchSnapshot(context.Background(), s.src, req.imageID, "", cred, true, false)
+		snap, err := upstream.FetchSnapshot(context.Background(), s.src, upstream.SnapshotRequest{ImageID: req.imageID, Cred: cred, Ramdisk: true})
 		if err != nil {
 			return nil, err
+		}
+		defer snap.Close()
+		ramdisk := snap.Ramdisk.Bytes()
+		if snap.Ramdisk != nil && ramdisk == nil {
+			return nil, errSpilledRamdisk
 		}
 		archive, err := customize.IgnitionArchive(snap.Ignition.Data)
 		if err != nil {
@@ -71,7 +76,7 @@ func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdReq
 		if snap.Ramdisk != nil && base.Nmstate != nil {
 			extra = append(extra, base.Nmstate)
 		}
-		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, snap.Ramdisk, extra...)
+		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, ramdisk, extra...)
 		if err != nil {
 			return nil, err
 		}
