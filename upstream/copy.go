@@ -5,33 +5,68 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// stallReader arms a timer around every Read of a body: when one Read waits
-// longer than timeout for data, cancel is called with ErrStalled, which
-// aborts the request. Time between Reads (the destination writing) does
-// not count.
+// stallReader fails a body whose Reads wait too long: when one Read has
+// been waiting for timeout, cancel is called with ErrStalled, which aborts
+// the request. Time between Reads (the destination writing) does not count.
+// A Read only stores when it started; one timer, re-armed at most once per
+// timeout, does the checking, so the cost per Read is a clock read.
 type stallReader struct {
 	r       io.Reader
 	timeout time.Duration
+	cancel  context.CancelCauseFunc
+	base    time.Time
+	since   atomic.Int64 // 1 + start of the pending Read after base, in ns; 0 when none
+
+	mu      sync.Mutex // guards timer and stopped
 	timer   *time.Timer
+	stopped bool
 }
 
 func newStallReader(r io.Reader, timeout time.Duration, cancel context.CancelCauseFunc) *stallReader {
-	t := time.AfterFunc(timeout, func() { cancel(ErrStalled) })
-	t.Stop()
-	return &stallReader{r: r, timeout: timeout, timer: t}
+	s := &stallReader{r: r, timeout: timeout, cancel: cancel, base: time.Now()}
+	s.mu.Lock()
+	s.timer = time.AfterFunc(timeout, s.check)
+	s.mu.Unlock()
+	return s
 }
 
 func (s *stallReader) Read(p []byte) (int, error) {
-	s.timer.Reset(s.timeout)
+	s.since.Store(int64(time.Since(s.base)) + 1)
 	n, err := s.r.Read(p)
-	s.timer.Stop()
+	s.since.Store(0)
 	return n, err
 }
 
-func (s *stallReader) stop() { s.timer.Stop() }
+func (s *stallReader) check() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	next := s.timeout
+	if start := s.since.Load(); start != 0 {
+		waited := time.Since(s.base) - time.Duration(start-1)
+		if waited >= s.timeout {
+			s.cancel(ErrStalled)
+			return
+		}
+		next = s.timeout - waited
+	}
+	s.timer.Reset(next)
+}
+
+// stop ends the checking.
+func (s *stallReader) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	s.timer.Stop()
+}
 
 // stalledOr turns an error caused by the stall timer into a clear one.
 func stalledOr(ctx context.Context, timeout time.Duration, err error) error {

@@ -234,3 +234,25 @@ func TestFetcherMaxBytesOnResume(t *testing.T) {
 		t.Errorf("offset over the bound: err = %v after %d requests", err, rec.count())
 	}
 }
+
+// A body that keeps coming, if slowly, is not stalled even when the whole
+// download takes many stall timeouts.
+func TestFetcherSlowButSteadyBody(t *testing.T) {
+	const stall = time.Second // 12 chunks 100ms apart: longer in all than one stall
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "36")
+		tick := time.NewTicker(stall / 10)
+		defer tick.Stop()
+		for i := 0; i < 36; i += 3 {
+			io.WriteString(w, isoBody[i:i+3])
+			w.(http.Flusher).Flush()
+			<-tick.C
+		}
+	}))
+	defer srv.Close()
+	f, _ := NewFetcher(FetcherConfig{StallTimeout: stall})
+	var buf bytes.Buffer
+	if _, err := f.Fetch(failsafe(t), FetchRequest{URL: srv.URL + "/x.iso"}, &buf); err != nil || buf.String() != isoBody {
+		t.Fatalf("err = %v, got %q", err, buf.String())
+	}
+}
