@@ -88,6 +88,8 @@ func wire(cfg *config.Config, log *zap.Logger, store *cache.Store, index *cache.
 	fetcher, err := upstream.NewFetcher(upstream.FetcherConfig{
 		Headers: cfg.OSImagesRequestHeaders, Query: cfg.OSImagesRequestQueryParams,
 		CAFile: cfg.OSImageCAFile, InsecureSkipVerify: cfg.InsecureSkipVerify,
+		ConnectTimeout: cfg.OSImageConnectTimeout, HeaderTimeout: cfg.OSImageHeaderTimeout,
+		StallTimeout: cfg.OSImageStallTimeout, MaxBytes: cfg.OSImageMaxBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -108,11 +108,11 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 	if off := w.Size(); off > 0 {
 		log.Info("resuming OS image download", zap.Int64("offset", off))
 	}
-	_, err = c.cfg.Fetcher.Fetch(ctx, src, w.Size(), w, progress)
+	_, err = c.cfg.Fetcher.Fetch(ctx, upstream.FetchRequest{URL: src, Offset: w.Size(), Progress: progress}, w)
 	if errors.Is(err, upstream.ErrNoResume) {
 		log.Info("the server cannot resume; downloading from the start")
 		if err = w.Reset(); err == nil {
-			_, err = c.cfg.Fetcher.Fetch(ctx, src, 0, w, progress)
+			_, err = c.cfg.Fetcher.Fetch(ctx, upstream.FetchRequest{URL: src, Progress: progress}, w)
 		}
 	}
 	if err != nil {

@@ -14,9 +14,12 @@ import (
 // credential.
 func statusOf(err error) (int, string) {
 	var se *upstream.StatusError
+	var ge *upstream.GatewayError
 	switch {
 	case errors.As(err, &se):
 		return se.Code, ""
+	case errors.As(err, &ge):
+		return fasthttp.StatusBadGateway, ge.Reason()
 	case errors.Is(err, upstream.ErrUnavailable):
 		return fasthttp.StatusBadGateway, "assisted-service is unavailable"
 	case errors.Is(err, upstream.ErrBadResponse):

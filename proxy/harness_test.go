@@ -189,9 +189,12 @@ func (f *fakeSource) Ignition(ctx context.Context, imageID, isoType string, cred
 	return upstream.Ignition{Data: []byte(ign), LastModified: f.lastMod}, nil
 }
 
-func (f *fakeSource) MinimalInitrd(ctx context.Context, imageID string, cred upstream.Credential) ([]byte, error) {
+func (f *fakeSource) MinimalInitrd(ctx context.Context, imageID string, cred upstream.Credential) (*upstream.Blob, error) {
 	f.record(srcCall{"minimal-initrd", imageID, "", cred})
-	return f.ramdisk, f.ramErr
+	if f.ramdisk == nil {
+		return nil, f.ramErr
+	}
+	return upstream.BytesBlob(f.ramdisk), f.ramErr
 }
 
 func (f *fakeSource) KernelArgs(ctx context.Context, imageID string, cred upstream.Credential) ([]string, error) {

@@ -56,9 +56,14 @@ func (s *Server) parseInitrdRequest(ctx *fasthttp.RequestCtx, forceArch string, 
 func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdRequest, base catalog.Base) (*built, error) {
 	cred := credential(ctx, "", "")
 	return s.snapshot(ctx, kind, req.imageID, base.Digest, cred, func(uctx context.Context) (*built, error) {
-		snap, err := upstream.FetchSnapshot(uctx, s.src, req.imageID, "", cred, true, false)
+		snap, err := upstream.FetchSnapshot(uctx, s.src, upstream.SnapshotRequest{ImageID: req.imageID, Cred: cred, Ramdisk: true})
 		if err != nil {
 			return nil, err
+		}
+		defer snap.Close()
+		ramdisk := snap.Ramdisk.Bytes()
+		if snap.Ramdisk != nil && ramdisk == nil {
+			return nil, errSpilledRamdisk
 		}
 		archive, err := customize.IgnitionArchive(snap.Ignition.Data)
 		if err != nil {
@@ -70,7 +75,7 @@ func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdReq
 		if snap.Ramdisk != nil && base.Nmstate != nil {
 			extra = append(extra, base.Nmstate)
 		}
-		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, snap.Ramdisk, extra...)
+		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, ramdisk, extra...)
 		if err != nil {
 			return nil, err
 		}

@@ -155,12 +155,22 @@ func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int
 
 var errS390xKargs = errors.New("kargs cannot be modified in s390x architecture ISOs")
 
+// errSpilledRamdisk: plans take the ramdisk as bytes until they can read it
+// from a file (upstream.Blob spilled under ClientConfig.Memory).
+var errSpilledRamdisk = errors.New("proxy: a ramdisk spilled to disk cannot be served yet")
+
 // buildISO asks assisted-service for the InfraEnv's ignition, kernel
 // arguments and (minimal ISO) ramdisk, and builds the ISO's plan.
 func (s *Server) buildISO(ctx context.Context, req isoRequest, base catalog.Base) (*built, error) {
-	snap, err := upstream.FetchSnapshot(ctx, s.src, req.imageID, req.imageType, req.cred, req.imageType == typeMinimal, true)
+	snap, err := upstream.FetchSnapshot(ctx, s.src, upstream.SnapshotRequest{
+		ImageID: req.imageID, ISOType: req.imageType, Cred: req.cred, Ramdisk: req.imageType == typeMinimal, Kargs: true})
 	if err != nil {
 		return nil, err
+	}
+	defer snap.Close()
+	ramdisk := snap.Ramdisk.Bytes()
+	if snap.Ramdisk != nil && ramdisk == nil {
+		return nil, errSpilledRamdisk
 	}
 	if snap.Kargs != nil && req.arch == "s390x" {
 		return nil, errS390xKargs
@@ -169,7 +179,7 @@ func (s *Server) buildISO(ctx context.Context, req isoRequest, base catalog.Base
 	if err != nil {
 		return nil, err
 	}
-	plan, err := customize.ISO(base.Layout, base.Digest.String(), customize.Overlay{Ignition: archive, Kargs: snap.Kargs, Ramdisk: snap.Ramdisk})
+	plan, err := customize.ISO(base.Layout, base.Digest.String(), customize.Overlay{Ignition: archive, Kargs: snap.Kargs, Ramdisk: ramdisk})
 	if err != nil {
 		return nil, err
 	}

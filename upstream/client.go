@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,12 +19,24 @@ type ClientConfig struct {
 	// CAFile, when set, is a PEM file whose certificates are the only roots
 	// trusted for assisted-service (MinVersion TLS 1.2).
 	CAFile string
-	// Timeout bounds each call, body included; 0 means no limit beyond the
-	// caller's context.
+	// Timeout bounds each call, reading the body included
+	// (ASSISTED_SERVICE_TIMEOUT); 0 means DefaultServiceTimeout.
 	Timeout time.Duration
+	// Memory, when not nil, bounds the ramdisk bytes held in memory across
+	// all calls (UPSTREAM_MEMORY_MAX_BYTES). A ramdisk larger than
+	// SpillThreshold, or one the budget has no room for, is then spilled to
+	// an unlinked file in SpillDir (DATA_TEMP_DIR). Memory and SpillDir go
+	// together; without them every ramdisk is held in memory.
+	Memory   *MemoryBudget
+	SpillDir string
+	// SpillThreshold: 0 means DefaultSpillThreshold.
+	SpillThreshold int64
 	// Transport replaces the constructed transport (tests).
 	Transport http.RoundTripper
 }
+
+// DefaultServiceTimeout is ClientConfig.Timeout's default.
+const DefaultServiceTimeout = 30 * time.Second
 
 // Client calls assisted-service on behalf of a caller, forwarding the
 // caller's credential. It implements Source and is safe for concurrent use.
@@ -31,6 +44,7 @@ type Client struct {
 	base    url.URL // scheme and host only
 	hc      *http.Client
 	timeout time.Duration
+	spool   spool
 }
 
 var _ Source = (*Client)(nil)
@@ -39,7 +53,8 @@ const infraEnvPath = "/api/assisted-install/v2/infra-envs/"
 
 // NewClient returns a Client for the assisted-service at cfg.Scheme and
 // cfg.Host. It fails when the host is empty, the scheme is not http or
-// https, or the CA file cannot be read or holds no certificate.
+// https, the CA file cannot be read or holds no certificate, or only one of
+// Memory and SpillDir is set.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	scheme := strings.ToLower(cfg.Scheme)
 	if scheme != "http" && scheme != "https" {
@@ -52,68 +67,71 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if _, err := url.Parse(base.String() + infraEnvPath); err != nil {
 		return nil, fmt.Errorf("upstream: invalid assisted-service host %q", cfg.Host)
 	}
+	if (cfg.Memory == nil) != (cfg.SpillDir == "") {
+		return nil, errors.New("upstream: a memory budget needs a spill directory, and a spill directory a budget")
+	}
 	rt := cfg.Transport
 	if rt == nil {
 		tlsConf, err := serviceTLSConfig(cfg.CAFile)
 		if err != nil {
 			return nil, err
 		}
-		rt = newTransport(tlsConf)
+		rt = newTransport(tlsConf, DefaultConnectTimeout)
 	}
 	return &Client{
 		base: base,
 		hc: &http.Client{
 			Transport: rt,
-			// Follow redirects only within assisted-service: the forwarded
-			// credential must not travel to another host.
-			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if len(via) >= 10 || req.URL.Host != via[0].URL.Host {
-					return http.ErrUseLastResponse
-				}
-				return nil
-			},
+			// Never follow a redirect: the forwarded credential must not
+			// travel anywhere else, and assisted-service has no reason to
+			// send one. A 3xx is a GatewayError.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		timeout: cfg.Timeout,
+		timeout: orDefault(cfg.Timeout, DefaultServiceTimeout),
+		spool:   spool{budget: cfg.Memory, dir: cfg.SpillDir, threshold: orDefault(cfg.SpillThreshold, DefaultSpillThreshold)},
 	}, nil
 }
 
 // Ignition implements Source: GET …/infra-envs/{id}/downloads/files with
 // file_name=discovery.ign and, unless isoType is "", discovery_iso_type.
-// Any status but 200 is a StatusError.
+// 200 is the ignition; 4xx and 5xx are a StatusError, anything else a
+// GatewayError.
 func (c *Client) Ignition(ctx context.Context, imageID, isoType string, cred Credential) (Ignition, error) {
 	q := url.Values{"file_name": {"discovery.ign"}}
 	if isoType != "" {
 		q.Set("discovery_iso_type", isoType)
 	}
 	var ign Ignition
-	err := c.get(ctx, opIgnition, imageID, "/downloads/files", q, cred, maxIgnitionSize,
-		func(resp *http.Response, body []byte) error {
-			if resp.StatusCode != http.StatusOK {
-				return &StatusError{Op: opIgnition, Code: resp.StatusCode}
-			}
+	err := c.call(ctx, opIgnition, imageID, "/downloads/files", q, cred, []int{http.StatusOK},
+		func(ctx context.Context, resp *http.Response) error {
+			body, err := c.readAll(ctx, opIgnition, resp, maxIgnitionSize, cred)
 			ign = Ignition{Data: body, LastModified: resp.Header.Get("Last-Modified")}
-			return nil
+			return err
 		})
 	return ign, err
 }
 
 // MinimalInitrd implements Source: GET …/infra-envs/{id}/downloads/minimal-initrd.
-// 204 yields (nil, nil); any other 2xx yields the body, possibly empty but
-// never nil; anything else is a StatusError.
-func (c *Client) MinimalInitrd(ctx context.Context, imageID string, cred Credential) ([]byte, error) {
-	var ramdisk []byte
-	err := c.get(ctx, opRamdisk, imageID, "/downloads/minimal-initrd", nil, cred, maxRamdiskSize,
-		func(resp *http.Response, body []byte) error {
-			switch {
-			case resp.StatusCode == http.StatusNoContent:
+// 204 yields (nil, nil); 200 yields the body, possibly empty but never nil;
+// 4xx and 5xx are a StatusError, anything else a GatewayError.
+func (c *Client) MinimalInitrd(ctx context.Context, imageID string, cred Credential) (*Blob, error) {
+	var ramdisk *Blob
+	err := c.call(ctx, opRamdisk, imageID, "/downloads/minimal-initrd", nil, cred, []int{http.StatusOK, http.StatusNoContent},
+		func(ctx context.Context, resp *http.Response) error {
+			if resp.StatusCode == http.StatusNoContent {
 				return nil
-			case resp.StatusCode < 200 || resp.StatusCode > 299:
-				return &StatusError{Op: opRamdisk, Code: resp.StatusCode}
 			}
-			if body == nil {
-				body = []byte{}
+			b, err := c.spool.read(resp.Body, resp.ContentLength, maxRamdiskSize)
+			var se *sourceError
+			switch {
+			case errors.As(err, &se):
+				return c.unavailable(ctx, opRamdisk, se.err, cred)
+			case errors.Is(err, errBodyTooLarge):
+				return fmt.Errorf("%w: %s: body exceeds %d bytes", ErrBadResponse, opRamdisk, int64(maxRamdiskSize))
+			case err != nil:
+				return fmt.Errorf("upstream: %s: %w", opRamdisk, err)
 			}
-			ramdisk = body
+			ramdisk = b
 			return nil
 		})
 	return ramdisk, err
@@ -123,24 +141,20 @@ func (c *Client) MinimalInitrd(ctx context.Context, imageID string, cred Credent
 // kernel_arguments, a string holding [{"operation":"append","value":"…"}].
 // Every operation must be append. An absent, null, empty or empty-list
 // field yields nil; AIS turns "[]" into an empty kargs string that breaks
-// s390x (quirk Z.11), isoedge treats it as no kernel arguments.
+// s390x (quirk Z.11), isoedge treats it as no kernel arguments. Statuses
+// are handled as for Ignition.
 func (c *Client) KernelArgs(ctx context.Context, imageID string, cred Credential) ([]string, error) {
 	var kargs []string
-	err := c.get(ctx, opInfraEnv, imageID, "", nil, cred, maxInfraEnvSize,
-		func(resp *http.Response, body []byte) error {
-			if resp.StatusCode != http.StatusOK {
-				return &StatusError{Op: opInfraEnv, Code: resp.StatusCode}
+	err := c.call(ctx, opInfraEnv, imageID, "", nil, cred, []int{http.StatusOK},
+		func(ctx context.Context, resp *http.Response) error {
+			body, err := c.readAll(ctx, opInfraEnv, resp, maxInfraEnvSize, cred)
+			if err != nil {
+				return err
 			}
-			var err error
 			kargs, err = parseKernelArguments(body)
 			return err
 		})
 	return kargs, err
-}
-
-// Fetch is FetchSnapshot with c as the Source.
-func (c *Client) Fetch(ctx context.Context, imageID, isoType string, cred Credential, needRamdisk, needKargs bool) (Snapshot, error) {
-	return FetchSnapshot(ctx, c, imageID, isoType, cred, needRamdisk, needKargs)
 }
 
 type kernelArgument struct {
@@ -175,22 +189,20 @@ func parseKernelArguments(infraEnv []byte) ([]string, error) {
 	return kargs, nil
 }
 
-// get performs one GET of infraEnvPath + imageID + suffix with the
-// credential attached, reads at most limit bytes of body and hands status
-// and body to handle. Transport failures and timeouts become
-// ErrUnavailable; the error text names the operation but never the URL or
-// the credential.
-func (c *Client) get(ctx context.Context, op, imageID, suffix string, q url.Values, cred Credential, limit int64,
-	handle func(resp *http.Response, body []byte) error) error {
+// call performs one GET of infraEnvPath + imageID + suffix with the
+// credential attached, under the call's timeout. When the status is one of
+// ok it hands the response to read, still under the timeout; otherwise 4xx
+// and 5xx become a StatusError and anything else a GatewayError. Transport
+// failures and timeouts become ErrUnavailable; the error text names the
+// operation but never the URL or the credential.
+func (c *Client) call(ctx context.Context, op, imageID, suffix string, q url.Values, cred Credential, ok []int,
+	read func(ctx context.Context, resp *http.Response) error) error {
 	if imageID == "" || imageID == "." || imageID == ".." {
 		// Would address a different resource once the path is cleaned.
 		return &StatusError{Op: op, Code: http.StatusNotFound}
 	}
-	if c.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	req, err := c.newRequest(ctx, imageID, suffix, q, cred)
 	if err != nil {
 		// The parse error would quote the URL, credential included.
@@ -201,24 +213,30 @@ func (c *Client) get(ctx context.Context, op, imageID, suffix string, q url.Valu
 		return c.unavailable(ctx, op, err, cred)
 	}
 	defer resp.Body.Close()
-
-	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
-	if !ok || resp.StatusCode == http.StatusNoContent {
+	if !slices.Contains(ok, resp.StatusCode) {
 		// Drain a little so the connection can be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return handle(resp, nil)
+		if resp.StatusCode >= 400 && resp.StatusCode <= 599 {
+			return &StatusError{Op: op, Code: resp.StatusCode}
+		}
+		return &GatewayError{Op: op, Code: resp.StatusCode}
 	}
+	return read(ctx, resp)
+}
+
+// readAll reads a body of at most limit bytes into memory.
+func (c *Client) readAll(ctx context.Context, op string, resp *http.Response, limit int64, cred Credential) ([]byte, error) {
 	if resp.ContentLength > limit {
-		return fmt.Errorf("%w: %s: body of %d bytes exceeds %d", ErrBadResponse, op, resp.ContentLength, limit)
+		return nil, fmt.Errorf("%w: %s: body of %d bytes exceeds %d", ErrBadResponse, op, resp.ContentLength, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return c.unavailable(ctx, op, err, cred)
+		return nil, c.unavailable(ctx, op, err, cred)
 	}
 	if int64(len(body)) > limit {
-		return fmt.Errorf("%w: %s: body exceeds %d bytes", ErrBadResponse, op, limit)
+		return nil, fmt.Errorf("%w: %s: body exceeds %d bytes", ErrBadResponse, op, limit)
 	}
-	return handle(resp, body)
+	return body, nil
 }
 
 func (c *Client) newRequest(ctx context.Context, imageID, suffix string, q url.Values, cred Credential) (*http.Request, error) {
@@ -252,7 +270,7 @@ func (c *Client) newRequest(ctx context.Context, imageID, suffix string, q url.V
 // their own cancellation apart.
 func (c *Client) unavailable(ctx context.Context, op string, err error, cred Credential) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) && c.timeout > 0 {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
 			return fmt.Errorf("%w: %s: no answer within %s: %w", ErrUnavailable, op, c.timeout, ctxErr)
 		}
 		return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, ctxErr)

@@ -212,20 +212,59 @@ func TestClientStatusPassthrough(t *testing.T) {
 	}
 }
 
-func TestClientNonOKSuccessCodes(t *testing.T) {
-	// Ignition and infra-env want exactly 200; minimal-initrd takes any 2xx.
-	c, _ := newFake(t, 5*time.Second, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusAccepted)
-	})
-	var se *StatusError
-	if _, err := c.Ignition(t.Context(), testImageID, "", Credential{}); !errors.As(err, &se) || se.Code != 202 {
-		t.Errorf("ignition 202: err = %v", err)
+// Anything but the expected success and the 4xx/5xx that pass through is a
+// GatewayError: redirects are never followed, other 2xx are not data.
+func TestClientUnexpectedStatus(t *testing.T) {
+	redirect := func(code int, location string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if location != "" {
+				w.Header().Set("Location", location)
+			}
+			w.WriteHeader(code)
+		}
 	}
-	if _, err := c.KernelArgs(t.Context(), testImageID, Credential{}); !errors.As(err, &se) || se.Code != 202 {
-		t.Errorf("infra-env 202: err = %v", err)
+	status := func(code int) http.HandlerFunc { return redirect(code, "") }
+	tests := []struct {
+		name   string
+		handle http.HandlerFunc
+		code   int
+		calls  []string // operations that must fail; nil: all
+	}{
+		{"301 without Location", status(301), 301, nil},
+		{"302 same host", redirect(302, "/api/assisted-install/v2/infra-envs/"+testImageID), 302, nil},
+		{"307", redirect(307, "/elsewhere"), 307, nil},
+		{"308", redirect(308, "/elsewhere"), 308, nil},
+		{"304", status(304), 304, nil},
+		{"202", status(202), 202, nil},
+		{"206", status(206), 206, nil},
+		{"204", status(204), 204, []string{"ignition", "infra-env"}},
+		{"600", status(600), 600, nil},
 	}
-	if b, err := c.MinimalInitrd(t.Context(), testImageID, Credential{}); err != nil || b == nil || len(b) != 0 {
-		t.Errorf("minimal-initrd 202: got %q (nil %v), %v", b, b == nil, err)
+	for _, tt := range tests {
+		for _, call := range calls {
+			if tt.calls != nil && !slices.Contains(tt.calls, call.name) {
+				continue
+			}
+			t.Run(tt.name+"/"+call.name, func(t *testing.T) {
+				c, f := newFake(t, 5*time.Second, tt.handle)
+				err := call.run(t.Context(), c, Credential{CredImageToken, testSecret})
+				var ge *GatewayError
+				if !errors.Is(err, ErrBadGateway) || !errors.As(err, &ge) || ge.Code != tt.code || ge.Op != call.name {
+					t.Fatalf("err = %v, want GatewayError{%s, %d}", err, call.name, tt.code)
+				}
+				var se *StatusError
+				if errors.As(err, &se) {
+					t.Errorf("%v is also a StatusError, which the proxy would pass through", err)
+				}
+				if want := fmt.Sprintf("unexpected status %d from assisted-service", tt.code); ge.Reason() != want {
+					t.Errorf("Reason() = %q, want %q", ge.Reason(), want)
+				}
+				if n := len(f.requests()); n != 1 {
+					t.Errorf("%d requests, want 1 (no redirect followed)", n)
+				}
+				checkErrText(t, err)
+			})
+		}
 	}
 }
 
@@ -354,8 +393,12 @@ func TestClientMinimalInitrd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (got == nil) != tt.wantNil || string(got) != string(tt.want) {
-				t.Errorf("got %q (nil %v), want %q (nil %v)", got, got == nil, tt.want, tt.wantNil)
+			defer got.Close()
+			if (got == nil) != tt.wantNil || string(got.Bytes()) != string(tt.want) || got.Len() != int64(len(tt.want)) {
+				t.Errorf("got %q (nil %v), want %q (nil %v)", got.Bytes(), got == nil, tt.want, tt.wantNil)
+			}
+			if !tt.wantNil && got.Bytes() == nil {
+				t.Error("an in-memory ramdisk has nil Bytes")
 			}
 			if p := f.requests()[0].Path; p != "/api/assisted-install/v2/infra-envs/"+testImageID+"/downloads/minimal-initrd" {
 				t.Errorf("path = %q", p)
@@ -412,18 +455,33 @@ func TestClientEscapesImageID(t *testing.T) {
 	}
 }
 
-func TestClientDoesNotFollowCrossHostRedirect(t *testing.T) {
+func TestClientDoesNotFollowRedirects(t *testing.T) {
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("credential followed a redirect to another host: %v", r.Header)
 	}))
 	defer other.Close()
-	c, _ := newFake(t, 5*time.Second, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, strings.Replace(other.URL, "127.0.0.1", "localhost", 1)+"/x", http.StatusFound)
-	})
-	_, err := c.Ignition(t.Context(), testImageID, "", Credential{CredImageToken, testSecret})
-	var se *StatusError
-	if !errors.As(err, &se) || se.Code != http.StatusFound {
-		t.Fatalf("err = %v, want StatusError 302", err)
+	for _, target := range []string{strings.Replace(other.URL, "127.0.0.1", "localhost", 1), other.URL} {
+		c, f := newFake(t, 5*time.Second, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target+"/x", http.StatusFound)
+		})
+		_, err := c.Ignition(t.Context(), testImageID, "", Credential{CredImageToken, testSecret})
+		var ge *GatewayError
+		if !errors.As(err, &ge) || ge.Code != http.StatusFound {
+			t.Fatalf("redirect to %s: err = %v, want GatewayError 302", target, err)
+		}
+		if n := len(f.requests()); n != 1 {
+			t.Errorf("%d requests, want 1", n)
+		}
+	}
+}
+
+func TestClientDefaultTimeout(t *testing.T) {
+	c, err := NewClient(ClientConfig{Scheme: "http", Host: "as:8090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.timeout != DefaultServiceTimeout {
+		t.Errorf("timeout %v, want %v when unset: a call must never wait forever", c.timeout, DefaultServiceTimeout)
 	}
 }
 
@@ -440,6 +498,8 @@ func TestNewClientErrors(t *testing.T) {
 		{"bad host", ClientConfig{Scheme: "http", Host: "a s"}},
 		{"missing CA", ClientConfig{Scheme: "https", Host: "as:8090", CAFile: dir + "/missing.crt"}},
 		{"CA without cert", ClientConfig{Scheme: "https", Host: "as:8090", CAFile: noPEM}},
+		{"budget without spill dir", ClientConfig{Scheme: "http", Host: "as:8090", Memory: NewMemoryBudget(0)}},
+		{"spill dir without budget", ClientConfig{Scheme: "http", Host: "as:8090", SpillDir: dir}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

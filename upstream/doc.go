@@ -6,12 +6,16 @@
 // implements it against assisted-service, forwarding exactly one caller
 // credential per call; LocalDir implements it from plain files for standalone
 // sites. FetchSnapshot gathers everything one request needs with concurrent
-// calls. Fetcher streams OS images, with resume, for the cache to ingest.
+// calls; a ramdisk comes as a Blob, in memory within a MemoryBudget or
+// spilled to an unlinked file. Fetcher streams OS images for the cache to
+// ingest, bounded in time and size, and resumes only against a validator.
 //
 // Errors are values the proxy maps to status codes: StatusError carries an
-// assisted-service status through, ErrUnavailable means the service could
-// not be reached in time, ErrBadResponse means it answered with something we
-// cannot use. No error text ever holds a credential or a URL query string.
+// assisted-service 4xx/5xx through, GatewayError (ErrBadGateway) is any
+// other status the call did not expect, ErrUnavailable means the service
+// could not be reached in time, ErrBadResponse means it answered with
+// something we cannot use. No error text ever holds a credential or a URL
+// query string.
 //
 // The package deliberately does not cache, coalesce or retry: those
 // decisions belong to the callers, which know the request and its deadline.

@@ -69,8 +69,10 @@ func (d LocalDir) Ignition(ctx context.Context, imageID, _ string, _ Credential)
 }
 
 // MinimalInitrd implements Source: the .ramdisk file, or nil when there is
-// none. An empty file yields empty, non-nil bytes, like a 200 with no body.
-func (d LocalDir) MinimalInitrd(ctx context.Context, imageID string, _ Credential) ([]byte, error) {
+// none. An empty file yields an empty Blob, like a 200 with no body. The
+// bytes are read into memory, not accounted in a MemoryBudget: they are
+// local and at most 64 MiB.
+func (d LocalDir) MinimalInitrd(ctx context.Context, imageID string, _ Credential) (*Blob, error) {
 	if err := d.check(ctx, opRamdisk, imageID); err != nil {
 		return nil, err
 	}
@@ -81,7 +83,7 @@ func (d LocalDir) MinimalInitrd(ctx context.Context, imageID string, _ Credentia
 	if err != nil {
 		return nil, fmt.Errorf("upstream: local %s: %w", opRamdisk, err)
 	}
-	return data, nil
+	return BytesBlob(data), nil
 }
 
 // KernelArgs implements Source: the whitespace-separated words of the

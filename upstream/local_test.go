@@ -48,8 +48,8 @@ func TestLocalDir(t *testing.T) {
 			t.Errorf("kargs = %q, %v", kargs, err)
 		}
 		rd, err := d.MinimalInitrd(t.Context(), full, cred)
-		if err != nil || string(rd) != "RAMDISK" {
-			t.Errorf("ramdisk = %q, %v", rd, err)
+		if err != nil || string(rd.Bytes()) != "RAMDISK" || rd.Len() != 7 {
+			t.Errorf("ramdisk = %q, %v", rd.Bytes(), err)
 		}
 	})
 	t.Run("ignition only", func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestLocalDir(t *testing.T) {
 		}
 		rd, err := d.MinimalInitrd(t.Context(), bare, cred)
 		if err != nil || rd != nil {
-			t.Errorf("ramdisk = %#v, %v; want nil", rd, err)
+			t.Errorf("ramdisk = %q, %v; want nil", rd.Bytes(), err)
 		}
 	})
 	t.Run("blank kargs and empty ramdisk", func(t *testing.T) {
@@ -68,8 +68,8 @@ func TestLocalDir(t *testing.T) {
 			t.Errorf("kargs = %#v, %v; want nil", kargs, err)
 		}
 		rd, err := d.MinimalInitrd(t.Context(), blank, cred)
-		if err != nil || rd == nil || len(rd) != 0 {
-			t.Errorf("ramdisk = %#v, %v; want empty non-nil", rd, err)
+		if err != nil || rd == nil || rd.Bytes() == nil || rd.Len() != 0 {
+			t.Errorf("ramdisk = %#v, %v; want empty non-nil", rd.Bytes(), err)
 		}
 	})
 
@@ -109,7 +109,7 @@ func TestLocalDirFetchSnapshot(t *testing.T) {
 	if _, err := d.EnsureSample(); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := FetchSnapshot(t.Context(), d, SampleImageID, "minimal-iso", Credential{}, true, true)
+	snap, err := FetchSnapshot(t.Context(), d, SnapshotRequest{ImageID: SampleImageID, ISOType: "minimal-iso", Ramdisk: true, Kargs: true})
 	if err != nil || len(snap.Ignition.Data) == 0 || snap.Ramdisk != nil || snap.Kargs != nil {
 		t.Fatalf("snapshot = %+v, %v", snap, err)
 	}

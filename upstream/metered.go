@@ -12,7 +12,7 @@ import (
 // Metered wraps a Source with call metrics:
 //
 //	isoedge_upstream_request_duration_seconds{call}   Prometheus histogram
-//	isoedge_upstream_errors_total{call,reason}        reason: status code, unavailable, bad_response, other
+//	isoedge_upstream_errors_total{call,reason}        reason: status code, unavailable, bad_gateway, bad_response, other
 func Metered(s Source, set *metrics.Set) Source { return metered{s: s, set: set} }
 
 type metered struct {
@@ -34,6 +34,8 @@ func (m metered) observe(call string, t0 time.Time, err error) {
 		reason = strconv.Itoa(se.Code)
 	case errors.Is(err, ErrUnavailable):
 		reason = "unavailable"
+	case errors.Is(err, ErrBadGateway):
+		reason = "bad_gateway"
 	case errors.Is(err, ErrBadResponse):
 		reason = "bad_response"
 	}
@@ -47,7 +49,7 @@ func (m metered) Ignition(ctx context.Context, imageID, isoType string, cred Cre
 	return ign, err
 }
 
-func (m metered) MinimalInitrd(ctx context.Context, imageID string, cred Credential) ([]byte, error) {
+func (m metered) MinimalInitrd(ctx context.Context, imageID string, cred Credential) (*Blob, error) {
 	t0 := time.Now()
 	b, err := m.s.MinimalInitrd(ctx, imageID, cred)
 	m.observe("minimal_initrd", t0, err)

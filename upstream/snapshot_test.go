@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,8 @@ func TestFetchSnapshotConcurrent(t *testing.T) {
 		defaultAS(w, r)
 	})
 	start := time.Now()
-	snap, err := c.Fetch(t.Context(), testImageID, "minimal-iso", Credential{CredImageToken, testSecret}, true, true)
+	snap, err := FetchSnapshot(t.Context(), c, SnapshotRequest{ImageID: testImageID, ISOType: "minimal-iso",
+		Cred: Credential{CredImageToken, testSecret}, Ramdisk: true, Kargs: true})
 	elapsed := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +41,8 @@ func TestFetchSnapshotConcurrent(t *testing.T) {
 	if len(f.requests()) != 3 {
 		t.Errorf("%d requests, want 3", len(f.requests()))
 	}
-	if string(snap.Ramdisk) != "RAMDISK" || !slices.Equal(snap.Kargs, []string{"console=ttyS0", "rd.debug"}) ||
+	defer snap.Close()
+	if string(snap.Ramdisk.Bytes()) != "RAMDISK" || !slices.Equal(snap.Kargs, []string{"console=ttyS0", "rd.debug"}) ||
 		snap.Ignition.LastModified != testLastMod {
 		t.Errorf("snapshot = %+v", snap)
 	}
@@ -47,7 +50,7 @@ func TestFetchSnapshotConcurrent(t *testing.T) {
 
 func TestFetchSnapshotOnlyNeededCalls(t *testing.T) {
 	c, f := newFake(t, 5*time.Second, nil)
-	snap, err := FetchSnapshot(t.Context(), c, testImageID, "full-iso", Credential{}, false, false)
+	snap, err := FetchSnapshot(t.Context(), c, SnapshotRequest{ImageID: testImageID, ISOType: "full-iso"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +63,7 @@ func TestFetchSnapshotOnlyNeededCalls(t *testing.T) {
 type stubSource struct {
 	ignErr, ramErr, kargErr error
 	ignDelay                time.Duration
+	ramdisk                 *Blob // returned by MinimalInitrd
 	honourCtx               bool
 }
 
@@ -83,7 +87,10 @@ func (s stubSource) Ignition(ctx context.Context, _, _ string, _ Credential) (Ig
 	return Ignition{Data: []byte("{}")}, s.ignErr
 }
 
-func (s stubSource) MinimalInitrd(context.Context, string, Credential) ([]byte, error) {
+func (s stubSource) MinimalInitrd(context.Context, string, Credential) (*Blob, error) {
+	if s.ramdisk != nil {
+		return s.ramdisk, s.ramErr
+	}
 	return nil, s.ramErr
 }
 
@@ -107,7 +114,7 @@ func TestFetchSnapshotErrorOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := FetchSnapshot(t.Context(), tt.src, testImageID, "", Credential{}, true, true)
+			_, err := FetchSnapshot(t.Context(), tt.src, SnapshotRequest{ImageID: testImageID, Ramdisk: true, Kargs: true})
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
@@ -118,8 +125,27 @@ func TestFetchSnapshotErrorOrder(t *testing.T) {
 func TestFetchSnapshotCallerCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := FetchSnapshot(ctx, stubSource{honourCtx: true, ignDelay: time.Second}, testImageID, "", Credential{}, false, false)
+	_, err := FetchSnapshot(ctx, stubSource{honourCtx: true, ignDelay: time.Second}, SnapshotRequest{ImageID: testImageID})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestFetchSnapshotReleasesRamdiskOnFailure(t *testing.T) {
+	budget := NewMemoryBudget(1 << 20)
+	if !budget.Acquire(7) {
+		t.Fatal("budget refused 7 bytes")
+	}
+	rd := &Blob{data: []byte("RAMDISK"), size: 7, budget: budget, held: 7}
+	ign404 := &StatusError{Op: opIgnition, Code: 404}
+	_, err := FetchSnapshot(t.Context(), stubSource{ignErr: ign404, ramdisk: rd}, SnapshotRequest{ImageID: testImageID, Ramdisk: true})
+	if !errors.Is(err, ign404) {
+		t.Fatalf("err = %v, want %v", err, ign404)
+	}
+	if used := budget.Used(); used != 0 {
+		t.Errorf("budget holds %d bytes after a failed snapshot, want 0", used)
+	}
+	if _, err := rd.ReadAt(make([]byte, 1), 0); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("ramdisk of a failed snapshot still readable: %v", err)
 	}
 }

@@ -21,14 +21,15 @@ type Source interface {
 	// discovery_iso_type parameter.
 	Ignition(ctx context.Context, imageID, isoType string, cred Credential) (Ignition, error)
 	// MinimalInitrd fetches the static-network ramdisk; it returns (nil, nil)
-	// when there is none (assisted-service answers 204).
-	MinimalInitrd(ctx context.Context, imageID string, cred Credential) ([]byte, error)
+	// when there is none (assisted-service answers 204). The caller closes
+	// the Blob.
+	MinimalInitrd(ctx context.Context, imageID string, cred Credential) (*Blob, error)
 	// KernelArgs returns the InfraEnv's appended kernel arguments, nil when
 	// there are none.
 	KernelArgs(ctx context.Context, imageID string, cred Credential) ([]string, error)
 }
 
-// StatusError is a non-success answer from assisted-service (or its local
+// StatusError is a 4xx or 5xx answer from assisted-service (or its local
 // stand-in); the proxy passes Code through to its client.
 type StatusError struct {
 	Op   string // "ignition", "minimal-initrd" or "infra-env"
@@ -39,7 +40,30 @@ func (e *StatusError) Error() string {
 	return "upstream: " + e.Op + ": assisted-service returned status " + strconv.Itoa(e.Code)
 }
 
+// GatewayError is an answer from assisted-service that is neither what the
+// call expects nor a 4xx/5xx to pass through: a redirect (never followed),
+// or a 1xx/2xx other than the expected ones. It wraps ErrBadGateway.
+type GatewayError struct {
+	Op   string // as in StatusError
+	Code int
+}
+
+func (e *GatewayError) Error() string {
+	return "upstream: " + e.Op + ": " + e.Reason()
+}
+
+// Reason is the error text without the package and operation, fit for a
+// 502 body: "unexpected status 302 from assisted-service".
+func (e *GatewayError) Reason() string {
+	return "unexpected status " + strconv.Itoa(e.Code) + " from assisted-service"
+}
+
+func (e *GatewayError) Unwrap() error { return ErrBadGateway }
+
 var (
+	// ErrBadGateway reports an unexpected status from assisted-service (see
+	// GatewayError); the proxy answers 502.
+	ErrBadGateway = errors.New("upstream: unexpected status from assisted-service")
 	// ErrUnavailable reports a transport failure or timeout talking to
 	// assisted-service; the proxy answers 502.
 	ErrUnavailable = errors.New("upstream: assisted-service unavailable")

@@ -4,14 +4,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"time"
 )
 
 // newTransport clones http.DefaultTransport, so HTTP(S)_PROXY and NO_PROXY
-// are honoured and pooling defaults stay Go's, and installs tlsConf if not
-// nil.
-func newTransport(tlsConf *tls.Config) *http.Transport {
+// are honoured and pooling defaults stay Go's, installs tlsConf if not nil,
+// and bounds establishing a TCP connection by connect.
+func newTransport(tlsConf *tls.Config, connect time.Duration) *http.Transport {
 	var t *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = dt.Clone()
@@ -21,6 +23,7 @@ func newTransport(tlsConf *tls.Config) *http.Transport {
 	if tlsConf != nil {
 		t.TLSClientConfig = tlsConf
 	}
+	t.DialContext = (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext
 	// Every new download makes up to three concurrent calls to one host:
 	// keep enough idle connections that they are reused, not redialled.
 	t.MaxIdleConnsPerHost = 64

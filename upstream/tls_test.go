@@ -105,7 +105,7 @@ func TestFetcherCAFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			_, err = f.Fetch(t.Context(), srv.URL+"/x.iso", 0, &buf, nil)
+			_, err = f.Fetch(t.Context(), FetchRequest{URL: srv.URL + "/x.iso"}, &buf)
 			if (err == nil) != tt.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
 			}
