@@ -167,6 +167,11 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	}
 
 	c.ImageServiceBaseURL, from = e.str("IMAGE_SERVICE_BASE_URL", "")
+	if c.ImageServiceBaseURL == "" && c.Sample {
+		// The built-in sample serves its minimal ISO too: its rootfs URL
+		// points at this process's own first listener.
+		c.ImageServiceBaseURL = c.sampleBaseURL()
+	}
 	if c.ImageServiceBaseURL != "" {
 		if _, err := url.Parse(c.ImageServiceBaseURL); err != nil {
 			// url.Error repeats the URL; it is configuration, not a secret,
@@ -250,6 +255,19 @@ func (c *Config) loadLimits(e env) error {
 	}
 	c.MaxConcurrentUpstreamRequests, err = e.int("MAX_CONCURRENT_UPSTREAM_REQUESTS", DefaultMaxConcurrentUpstreamRequests, 1)
 	return err
+}
+
+// sampleBaseURL is the URL of the listener that serves boot artifacts:
+// HTTPS on LISTEN_PORT with a key pair, else HTTP on HTTP_LISTEN_PORT if
+// set, else HTTP on LISTEN_PORT.
+func (c *Config) sampleBaseURL() string {
+	switch {
+	case c.HTTPSCertFile != "" && c.HTTPSKeyFile != "":
+		return "https://localhost:" + c.ListenPort
+	case c.HTTPListenPort != "":
+		return "http://localhost:" + c.HTTPListenPort
+	}
+	return "http://localhost:" + c.ListenPort
 }
 
 // loadOSImages fills OSImages and Sample: OS_IMAGES if non-empty, else

@@ -40,11 +40,12 @@ func TestLoadDefaults(t *testing.T) {
 			Version:          "99.0.sample-0",
 			Type:             "full-iso",
 		}},
-		Sample:           true,
-		LogLevel:         "info",
-		MinRootfsBytes:   104857600,
-		MinKernelBytes:   5242880,
-		IgnitionCacheTTL: DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager, StreamStallTimeout: DefaultStreamStallTimeout,
+		Sample:              true,
+		ImageServiceBaseURL: "http://localhost:8080", // sample mode: this process
+		LogLevel:            "info",
+		MinRootfsBytes:      104857600,
+		MinKernelBytes:      5242880,
+		IgnitionCacheTTL:    DefaultIgnitionCacheTTL, DownloadConcurrency: DefaultDownloadConcurrency, Fetch: FetchEager, StreamStallTimeout: DefaultStreamStallTimeout,
 	}
 	withLimitDefaults(want)
 	if !reflect.DeepEqual(c, want) {
@@ -553,6 +554,31 @@ func TestEdgeCacheVariables(t *testing.T) {
 		_, err := load(map[string]string{name: val})
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: err = %v, want an error naming the variable", name, val, err)
+		}
+	}
+}
+
+// TestSampleBaseURL: in sample mode IMAGE_SERVICE_BASE_URL defaults to the
+// process's own listener, so the sample minimal ISO works; otherwise it
+// stays unset unless given.
+func TestSampleBaseURL(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"LISTEN_PORT": "9000"}, "http://localhost:9000"},
+		{map[string]string{"HTTP_LISTEN_PORT": "9001"}, "http://localhost:9001"},
+		{map[string]string{"LISTEN_PORT": "9443", "HTTPS_CERT_FILE": "c", "HTTPS_KEY_FILE": "k"}, "https://localhost:9443"},
+		{map[string]string{"IMAGE_SERVICE_BASE_URL": "http://edge.example:8080"}, "http://edge.example:8080"},
+		{map[string]string{"ASSISTED_SERVICE_HOST": "as:8090", "OS_IMAGES": `[{"openshift_version":"4.18","cpu_architecture":"x86_64","url":"http://m/x.iso","version":"418"}]`}, ""},
+	}
+	for _, c := range cases {
+		cfg, err := Load(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		if cfg.ImageServiceBaseURL != c.want {
+			t.Errorf("%v: IMAGE_SERVICE_BASE_URL = %q, want %q", c.env, cfg.ImageServiceBaseURL, c.want)
 		}
 	}
 }
