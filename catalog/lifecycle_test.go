@@ -1,0 +1,204 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/config"
+)
+
+// TestReadyWaitsForDerivedImages: an image is servable only once what
+// derives from it is built; until then the service is not ready.
+func TestReadyWaitsForDerivedImages(t *testing.T) {
+	env := newPopEnv(t)
+	srv := newPopServer(t, popBlob(1, 64<<10), nil)
+	img := popImage("4.18", "418.1", "x86_64", srv.url("a.iso"))
+	cfg := env.config(t, img)
+	gate := make(chan struct{})
+	var derives atomic.Int32
+	cfg.Derive = func(ctx context.Context, _ cache.BaseRecord) error {
+		derives.Add(1)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	c := mustNew(t, cfg)
+	runPopulator(t, c)
+	waitReady(t, c, 10*time.Second, img)
+	waitFor(t, 10*time.Second, "the derived build to start", func() bool { return derives.Load() == 1 })
+	if c.Ready() {
+		t.Fatal("ready while the image's derived images are being built")
+	}
+	if h := parseHealth(t, c.Health()); h.Ready || h.Images[0].Derived != "" {
+		t.Fatalf("health while deriving: %+v", h)
+	}
+	close(gate)
+	waitFor(t, 10*time.Second, "ready", c.Ready)
+	if h := parseHealth(t, c.Health()); !h.Ready || h.Images[0].Derived != "ok" || h.Images[0].Failing {
+		t.Fatalf("health when done: %+v", h)
+	}
+}
+
+// TestFailingImageDoesNotHoldReadinessBack: one image whose mirror fails
+// is failing; the other makes the service ready.
+func TestFailingImageDoesNotHoldReadinessBack(t *testing.T) {
+	env := newPopEnv(t)
+	good := newPopServer(t, popBlob(1, 64<<10), nil)
+	bad := newPopServer(t, nil, serveStatus(500))
+	imgA := popImage("4.18", "418.1", "x86_64", good.url("a.iso"))
+	imgB := popImage("4.19", "419.1", "x86_64", bad.url("b.iso"))
+	c := mustNew(t, env.config(t, imgA, imgB))
+	runPopulator(t, c)
+	waitFor(t, 10*time.Second, "ready with one failing image", c.Ready)
+	h := parseHealth(t, c.Health())
+	b, _ := h.image("419.1")
+	if !b.Failing || b.Error == "" || b.State != StateFailed {
+		t.Errorf("failing image in health: %+v", b)
+	}
+	if a, _ := h.image("418.1"); a.Failing || a.State != StateReady {
+		t.Errorf("good image in health: %+v", a)
+	}
+}
+
+// TestNotReadyWhileOnlyFailing: with no servable image the service is
+// not ready, even if every image is failing.
+func TestNotReadyWhileOnlyFailing(t *testing.T) {
+	env := newPopEnv(t)
+	bad := newPopServer(t, nil, serveStatus(503))
+	img := popImage("4.18", "418.1", "x86_64", bad.url("a.iso"))
+	c := mustNew(t, env.config(t, img))
+	runPopulator(t, c)
+	waitFor(t, 10*time.Second, "the image failing", func() bool {
+		s, _ := parseHealth(t, c.Health()).image("418.1")
+		return s.Failing
+	})
+	if c.Ready() {
+		t.Error("ready with no servable image")
+	}
+}
+
+// TestDerivedBuildRetried: a derived build that fails is retried with
+// backoff until it succeeds; the image is failing meanwhile.
+func TestDerivedBuildRetried(t *testing.T) {
+	env := newPopEnv(t)
+	srv := newPopServer(t, popBlob(2, 64<<10), nil)
+	img := popImage("4.18", "418.1", "x86_64", srv.url("a.iso"))
+	cfg := env.config(t, img)
+	var calls atomic.Int32
+	cfg.Derive = func(context.Context, cache.BaseRecord) error {
+		if calls.Add(1) <= 2 {
+			return errors.New("scratch space is full")
+		}
+		return nil
+	}
+	c := mustNew(t, cfg)
+	runPopulator(t, c)
+	waitFor(t, 10*time.Second, "the derived build failing", func() bool {
+		s, _ := parseHealth(t, c.Health()).image("418.1")
+		return s.Failing && s.Error == "scratch space is full"
+	})
+	waitFor(t, 10*time.Second, "ready after retries", c.Ready)
+	if n := calls.Load(); n != 3 {
+		t.Errorf("derive called %d times, want 3", n)
+	}
+	if s, _ := parseHealth(t, c.Health()).image("418.1"); s.Failing || s.Derived != "ok" {
+		t.Errorf("after the retry succeeded: %+v", s)
+	}
+	if srv.requests() != 1 {
+		t.Errorf("a failed derived build downloaded the image again (%d requests)", srv.requests())
+	}
+}
+
+// TestMissingBlobIsFetchedAgain: a stored image whose blob disappears is
+// answered ErrNotReady (not a server error), downloaded again, and served.
+func TestMissingBlobIsFetchedAgain(t *testing.T) {
+	env := newPopEnv(t)
+	body := popBlob(3, 64<<10)
+	srv := newPopServer(t, body, nil)
+	img := popImage("4.18", "418.1", "x86_64", srv.url("a.iso"))
+	c := mustNew(t, env.config(t, img))
+	runPopulator(t, c)
+	waitFor(t, 10*time.Second, "ready", c.Ready)
+	rec, _, _ := c.Lookup(img.Version, "x86_64", config.TypeFullISO)
+	if err := os.Remove(env.store.BlobPath(rec.Digest)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Open(rec.Digest); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Open of a missing blob: %v, want ErrNotReady", err)
+	}
+	if _, _, err := c.Lookup(img.Version, "x86_64", config.TypeFullISO); !errors.Is(err, ErrNotReady) {
+		t.Errorf("Lookup right after the blob went missing: %v", err)
+	}
+	waitFor(t, 10*time.Second, "ready again", c.Ready)
+	if srv.requests() != 2 {
+		t.Errorf("mirror saw %d requests, want 2", srv.requests())
+	}
+	f, release, err := c.Open(rec.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	got := make([]byte, len(body)+1)
+	n, _ := f.ReadAt(got, 0)
+	if !bytes.Equal(got[:n], body) {
+		t.Error("the image fetched again differs from the mirror's")
+	}
+}
+
+// TestMissingDerivedBlobIsRebuilt: a derived blob that disappears is
+// dropped and built again from its stored parent, without a download.
+func TestMissingDerivedBlobIsRebuilt(t *testing.T) {
+	env := newPopEnv(t)
+	srv := newPopServer(t, popBlob(4, 64<<10), nil)
+	img := popImage("4.18", "418.1", "x86_64", srv.url("a.iso"))
+	cfg := env.config(t, img)
+	var derives atomic.Int32
+	cfg.Derive = func(ctx context.Context, rec cache.BaseRecord) error {
+		derives.Add(1)
+		if d, err := env.index.Derived(DerivedNmstate, rec.Digest, ""); err == nil {
+			if _, err := env.store.Stat(d); err == nil {
+				return nil
+			}
+		}
+		d, _, err := env.store.Put(ctx, bytes.NewReader([]byte("nmstatectl archive")))
+		if err != nil {
+			return err
+		}
+		if err := env.index.PutMeta(MetaNmstate, d, nil); err != nil {
+			return err
+		}
+		return env.index.PutDerived(DerivedNmstate, rec.Digest, "", d)
+	}
+	c := mustNew(t, cfg)
+	runPopulator(t, c)
+	waitFor(t, 10*time.Second, "ready", c.Ready)
+	rec, _, _ := c.Lookup(img.Version, "x86_64", config.TypeFullISO)
+	d, err := env.index.Derived(DerivedNmstate, rec.Digest, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(env.store.BlobPath(d)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Open(d); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Open of a missing derived blob: %v, want ErrNotReady", err)
+	}
+	waitFor(t, 10*time.Second, "the derived blob rebuilt", func() bool {
+		_, err := env.store.Stat(d)
+		return err == nil && c.Ready()
+	})
+	if n := derives.Load(); n != 2 {
+		t.Errorf("derive ran %d times, want 2", n)
+	}
+	if srv.requests() != 1 {
+		t.Errorf("rebuilding a derived blob downloaded the image again (%d requests)", srv.requests())
+	}
+}
