@@ -103,6 +103,7 @@ type imageEntry struct {
 	// never holds readiness back.
 	failing   bool
 	derivedOK bool          // what derives from it is built (minimal template, nmstatectl)
+	warning   string        // what was not built although the image is servable
 	running   bool          // a keep goroutine works on it
 	evicted   bool          // removed for the disk budget: fetched again on request
 	ready     chan struct{} // closed when the image is stored

@@ -74,6 +74,9 @@ type ImageStatus struct {
 	// it does not hold readiness back.
 	Failing bool `json:"failing,omitempty"`
 	Evicted bool `json:"evicted,omitempty"` // removed for the disk budget; fetched on request
+	// Warning says what was not built although the image is servable
+	// (e.g. no nmstatectl for static networking).
+	Warning string `json:"warning,omitempty"`
 }
 
 // Health returns the JSON body of /health.
@@ -99,7 +102,7 @@ func (c *Catalog) Health() []byte {
 		case StateReady:
 			s.Digest = e.rec.Digest.String()
 			if e.derivedOK {
-				s.Derived = "ok"
+				s.Derived, s.Warning = "ok", e.warning
 			}
 		}
 		out.Images = append(out.Images, s)

@@ -171,9 +171,19 @@ func (c *Catalog) derive(ctx context.Context, e *imageEntry) error {
 	if e.state != StateReady || e.rec.Digest != rec.Digest {
 		return errors.New("catalog: the image changed while its derived images were built")
 	}
-	if err != nil {
+	var warning *DeriveWarning
+	switch {
+	case errors.As(err, &warning):
+		// Everything was built but an extra (nmstatectl): servable as is,
+		// and not retried, since what is missing is most often missing
+		// from the image itself.
+		e.warning = warning.Error()
+		c.log.Warn("derived images built without nmstatectl", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
+	case err != nil:
 		e.derivedOK = false
 		return err
+	default:
+		e.warning = ""
 	}
 	e.derivedOK, e.failing, e.err, e.retryAt = true, false, "", time.Time{}
 	return nil
