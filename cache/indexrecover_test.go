@@ -431,7 +431,9 @@ func TestRecordsSurviveRecovery(t *testing.T) {
 }
 
 func FuzzOpenIndex(f *testing.F) {
+	saved := indexCheckTimeout
 	indexCheckTimeout = 5 * time.Second
+	f.Cleanup(func() { indexCheckTimeout = saved })
 	// Small seeds: the fuzzer mutates and minimizes whole files.
 	_, good := buildIndexN(f, f.TempDir(), 8)
 	f.Add(good)
