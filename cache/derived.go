@@ -16,7 +16,7 @@ func DerivedKey(parent Digest, param string) Digest {
 // Derived returns the blob recorded for (kind, parent, param), or an error
 // wrapping ErrNotFound.
 func (ix *Index) Derived(kind string, parent Digest, param string) (Digest, error) {
-	b, err := ix.Meta("derived-"+kind, DerivedKey(parent, param))
+	b, err := ix.Meta(derivedKindPrefix+kind, DerivedKey(parent, param))
 	if err != nil {
 		return Digest{}, err
 	}
@@ -30,10 +30,10 @@ func (ix *Index) Derived(kind string, parent Digest, param string) (Digest, erro
 // PutDerived records child as the (kind, parent, param) derivation. Record
 // it only after child is committed and its own metadata is stored.
 func (ix *Index) PutDerived(kind string, parent Digest, param string, child Digest) error {
-	return ix.PutMeta("derived-"+kind, DerivedKey(parent, param), []byte(child.String()))
+	return ix.PutMeta(derivedKindPrefix+kind, DerivedKey(parent, param), []byte(child.String()))
 }
 
 // DeleteDerived forgets the (kind, parent, param) derivation.
 func (ix *Index) DeleteDerived(kind string, parent Digest, param string) error {
-	return ix.DeleteMeta("derived-"+kind, DerivedKey(parent, param))
+	return ix.DeleteMeta(derivedKindPrefix+kind, DerivedKey(parent, param))
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestDerived(t *testing.T) {
-	ix, err := OpenIndex(filepath.Join(t.TempDir(), "index.db"))
+	ix, _, err := OpenIndex(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,16 @@ var (
 	ErrNotFound       = errors.New("cache: not found")
 	ErrDigestMismatch = errors.New("cache: digest mismatch")
 	ErrSizeMismatch   = errors.New("cache: size mismatch")
+	// ErrTooLarge: a write would take a blob past its Writer's Limit.
+	ErrTooLarge = errors.New("cache: too large")
+	// ErrIndexCorrupt: the index file cannot be trusted (bbolt found it
+	// inconsistent, panicked reading it, or it holds values this build
+	// cannot decode). See OpenIndex for what to do.
+	ErrIndexCorrupt = errors.New("cache: index corrupt")
+	// ErrIndexLocked: another process has the index open.
+	ErrIndexLocked = errors.New("cache: index locked by another process")
+	// ErrInvalidRecord: a base record fails validation (ValidateRecord).
+	ErrInvalidRecord = errors.New("cache: invalid base record")
 )
 
 // digestPrefix is the only algorithm prefix the package accepts and prints.
@@ -41,12 +51,14 @@ func ParseDigest(s string) (Digest, error) {
 }
 
 // truncate keeps error messages short when a caller passes a huge string.
-func truncate(s string) string {
-	const max = 80
-	if len(s) <= max {
+func truncate(s string) string { return clip(s, 80) }
+
+// clip shortens s to at most n bytes plus an ellipsis.
+func clip(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	return s[:max] + "..."
+	return s[:n] + "..."
 }
 
 // DigestOf returns the SHA-256 digest of b.

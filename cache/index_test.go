@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,9 +15,12 @@ import (
 func openTestIndex(t *testing.T) (*Index, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "index.db")
-	ix, err := OpenIndex(path)
+	ix, info, err := OpenIndex(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if info != (IndexOpenInfo{}) {
+		t.Fatalf("OpenIndex of a new file: %+v", info)
 	}
 	t.Cleanup(func() { ix.Close() })
 	return ix, path
@@ -39,9 +43,9 @@ func TestIndexBases(t *testing.T) {
 		testRecord("full-iso", "9.6.20251015-0", "x86_64", "a"),
 		testRecord("full-iso", "9.6.20251015-0", "aarch64", "b"),
 		testRecord("minimal-iso", "9.6.20251015-0", "x86_64", "c"),
-		// Parts that would collide if the separator were naive.
-		testRecord("full-iso", "9.6", "x86_64/extra", "d"),
-		testRecord("full-iso", "9.6/x86_64", "extra", "e"),
+		// Parts that would collide without a separator.
+		testRecord("full-iso", "9.6", "x86_64extra", "d"),
+		testRecord("full-iso", "9.6x86_64", "extra", "e"),
 	}
 	for _, r := range recs {
 		if err := ix.PutBase(r); err != nil {
@@ -203,7 +207,7 @@ func TestIndexReferenced(t *testing.T) {
 
 func TestIndexReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
-	ix, err := OpenIndex(path)
+	ix, _, err := OpenIndex(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +222,14 @@ func TestIndexReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ix, err = OpenIndex(path)
+	ix, info, err := OpenIndex(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ix.Close()
+	if info != (IndexOpenInfo{}) {
+		t.Errorf("reopening a good index: %+v", info)
+	}
 	if got, err := ix.Base(r.Key); err != nil || !reflect.DeepEqual(got, r) {
 		t.Errorf("Base after reopen = %+v, %v", got, err)
 	}
@@ -236,7 +243,7 @@ func TestIndexSecondOpenFailsFast(t *testing.T) {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
-		ix2, err := OpenIndex(path)
+		ix2, _, err := OpenIndex(path)
 		if err == nil {
 			ix2.Close()
 		}
@@ -247,8 +254,11 @@ func TestIndexSecondOpenFailsFast(t *testing.T) {
 		if err == nil {
 			t.Fatal("second OpenIndex on a locked file succeeded")
 		}
-		if !errors.Is(err, bolt.ErrTimeout) {
-			t.Errorf("second OpenIndex = %v, want a bbolt timeout", err)
+		if !errors.Is(err, ErrIndexLocked) {
+			t.Errorf("second OpenIndex = %v, want ErrIndexLocked", err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("the locked index is gone: %v", err)
 		}
 		// The lock timeout is 2s; allow slack for a loaded machine.
 		if el := time.Since(start); el > 10*time.Second {
@@ -261,7 +271,7 @@ func TestIndexSecondOpenFailsFast(t *testing.T) {
 
 func TestIndexSchemaVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
-	ix, err := OpenIndex(path)
+	ix, _, err := OpenIndex(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,10 +289,12 @@ func TestIndexSchemaVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ix, err := OpenIndex(path); err == nil {
-		ix.Close()
-		t.Fatal("OpenIndex accepted schema version 2")
-	} else if !strings.Contains(err.Error(), "schema") {
-		t.Errorf("error %q does not mention the schema", err)
+	ix, info, err := OpenIndex(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if !info.Recovered || !strings.Contains(info.Reason, "schema") {
+		t.Errorf("OpenIndex of schema version 2: %+v, want it moved aside for its schema", info)
 	}
 }

@@ -1,6 +1,9 @@
 package cache
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestPaths(t *testing.T) {
 	d := DigestOf([]byte("hello"))
@@ -13,6 +16,13 @@ func TestPaths(t *testing.T) {
 		{"blobPath", blobPath(root, d), root + "/blobs/sha256/2c/" + helloHex},
 		{"blobPath zero", blobPath(root, Digest{}), root + "/blobs/sha256/00/0000000000000000000000000000000000000000000000000000000000000000"},
 		{"indexPath", indexPath(root), root + "/index.db"},
+		{"partialPath", partialPath(root, d), root + "/blobs/sha256/.partial-" + helloHex},
+		{"validatorPath", validatorPath(root, d), root + "/blobs/sha256/.partial-" + helloHex + ".validator"},
+		{"recordsDir", recordsDir(root), root + "/records"},
+		{"recordPath", recordPath(root, BaseKey{"full-iso", "9.6", "x86_64"}), root + "/records/" + DigestOf([]byte("full-iso\x009.6\x00x86_64")).Hex() + ".json"},
+		{"quarantinePath", quarantinePath(root, d), root + "/quarantine/" + helloHex},
+		{"quarantineRecordPath", quarantineRecordPath(root, helloHex+".json"), root + "/quarantine/record-" + helloHex + ".json"},
+		{"corruptIndexPath", corruptIndexPath(indexPath(root), time.Date(2026, 11, 26, 15, 1, 2, 0, time.FixedZone("CET", 3600))), root + "/index.db.corrupt-20261126T140102Z"},
 		{"unclean root", blobPath(root+"/x/../", d), root + "/blobs/sha256/2c/" + helloHex},
 	}
 	for _, tt := range tests {
@@ -58,5 +68,50 @@ func TestPathNames(t *testing.T) {
 				t.Errorf("blobPath does not invert digestFromBlobName: %s", blobPath("/r", d))
 			}
 		})
+	}
+}
+
+func TestPartialNames(t *testing.T) {
+	tests := []struct {
+		name        string
+		wantOK      bool
+		wantSidecar bool
+	}{
+		{".partial-" + helloHex, true, false},
+		{".partial-" + helloHex + ".validator", true, true},
+		{".partial-" + helloHex + ".validator.x", false, false},
+		{".partial-" + helloHex[:63], false, false},
+		{".partial-" + helloHex[:62] + "ZZ", false, false},
+		{".tmp-1", false, false},
+		{helloHex, false, false},
+	}
+	for _, tt := range tests {
+		key, sidecar, ok := partialKeyFromName(tt.name)
+		if ok != tt.wantOK || sidecar != tt.wantSidecar {
+			t.Errorf("partialKeyFromName(%q) = _, %v, %v", tt.name, sidecar, ok)
+		}
+		if ok && key.Hex() != helloHex {
+			t.Errorf("partialKeyFromName(%q) key %s", tt.name, key)
+		}
+	}
+	for name, want := range map[string]bool{
+		helloHex + ".json":            true,
+		helloHex:                      false,
+		".tmp-1":                      false,
+		helloHex[:63] + "G" + ".json": false,
+	} {
+		if got := isRecordName(name); got != want {
+			t.Errorf("isRecordName(%q) = %v", name, got)
+		}
+	}
+	for name, want := range map[string]bool{
+		"index.db.corrupt-20261126T140102Z":   true,
+		"index.db.corrupt-20261126T140102Z-2": true,
+		"index.db.corrupt-2026":               false,
+		"index.db":                            false,
+	} {
+		if _, got := corruptIndexTime(name); got != want {
+			t.Errorf("corruptIndexTime(%q) ok = %v", name, got)
+		}
 	}
 }

@@ -21,6 +21,7 @@ type Store struct {
 
 // OpenStore creates the directory tree under root if needed and returns a
 // Store for it. It does not open the index; see OpenIndex(s.IndexPath()).
+// records/ and quarantine/ are created when first written.
 func OpenStore(root string) (*Store, error) {
 	if root == "" {
 		return nil, errors.New("cache: open store: empty root")
@@ -132,69 +133,12 @@ const PartialMaxAge = 7 * 24 * time.Hour
 
 // Resume returns a Writer for the resumable download named key (for
 // example a digest of the source URL). It continues the file an earlier
-// Writer of the same key left behind with Suspend, or after a crash; its
-// Size says how much is there. Commit and Cancel work as for Create.
+// Writer of the same key left behind with Suspend, or after a crash: Size
+// says how many bytes are on disk (Resume re-hashes them) and Validator
+// which version of the source they came from. Continue only when both are
+// set; otherwise Reset. Commit and Cancel work as for Create. Use at most
+// one Writer per key at a time.
 func (s *Store) Resume(key Digest) (*Writer, error) { return resumeWriter(s, key) }
-
-// Sweep removes temp files (abandoned writes) last modified more than
-// olderThan ago, and every committed blob for which keep returns false; a
-// nil keep keeps every blob. It returns the number of files removed, and
-// keeps going past individual failures, returning them joined.
-//
-// A blob committed but not yet recorded in the index is unreferenced, and
-// so is a temp file of a write in progress if olderThan is small. Run Sweep
-// when no ingest is in flight (at startup), or make keep account for them.
-// Resumable downloads are removed only after PartialMaxAge untouched.
-func (s *Store) Sweep(olderThan time.Duration, keep func(Digest) bool) (int, error) {
-	removed := 0
-	var errs []error
-	remove := func(p string) {
-		err := os.Remove(p)
-		switch {
-		case err == nil:
-			removed++
-		case !errors.Is(err, fs.ErrNotExist): // gone already: someone else won
-			errs = append(errs, fmt.Errorf("cache: sweep: %w", err))
-		}
-	}
-
-	dir := blobsDir(s.root)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, fmt.Errorf("cache: sweep: %w", err)
-	}
-	cutoff := time.Now().Add(-olderThan)
-	partialCutoff := time.Now().Add(-PartialMaxAge)
-	for _, e := range entries {
-		partial := isPartialName(e.Name())
-		if !isTempName(e.Name()) && !partial {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("cache: sweep: %w", err))
-			}
-			continue
-		}
-		if (!partial && !fi.ModTime().After(cutoff)) || (partial && !fi.ModTime().After(partialCutoff)) {
-			remove(filepath.Join(dir, e.Name()))
-		}
-	}
-
-	if keep != nil {
-		err := s.walkBlobs(func(d Digest) error {
-			if !keep(d) {
-				remove(s.BlobPath(d))
-			}
-			return nil
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return removed, errors.Join(errs...)
-}
 
 // walkBlobs calls fn for every committed blob, in hex order.
 func (s *Store) walkBlobs(fn func(Digest) error) error {

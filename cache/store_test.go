@@ -249,7 +249,7 @@ func TestSweep(t *testing.T) {
 
 func TestSweepWithIndex(t *testing.T) {
 	s := newTestStore(t)
-	ix, err := OpenIndex(s.IndexPath())
+	ix, _, err := OpenIndex(s.IndexPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,12 +19,16 @@ var errWriterDone = errors.New("cache: writer already committed or cancelled")
 // for concurrent use. Every Writer ends in Commit or Cancel; deferring
 // Cancel right after Create covers every error path.
 type Writer struct {
-	s    *Store
-	f    *os.File // nil once closed
-	path string   // temp file
-	h    hash.Hash
-	size int64
-	done bool // committed or cancelled; the temp file is gone
+	s         *Store
+	f         *os.File // nil once closed
+	path      string   // temp file, or the partial of key
+	key       Digest   // resumable download's key; zero for Create
+	resumable bool
+	validator string // of the source the partial's bytes came from
+	h         hash.Hash
+	size      int64
+	limit     int64 // < 0: none
+	done      bool  // committed or cancelled; the temp file is gone
 }
 
 func newWriter(s *Store) (*Writer, error) {
@@ -32,33 +36,49 @@ func newWriter(s *Store) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: create: %w", err)
 	}
-	return &Writer{s: s, f: f, path: f.Name(), h: sha256.New()}, nil
+	return &Writer{s: s, f: f, path: f.Name(), h: sha256.New(), limit: -1}, nil
 }
 
-// resumeWriter opens (or creates) the resumable download file of key and
+// resumeWriter opens (or creates) the resumable download file of key,
 // re-hashes what it already holds, so writing continues where an earlier
-// process stopped.
+// process stopped and Size is what is on disk, and reads its validator.
 func resumeWriter(s *Store, key Digest) (*Writer, error) {
 	p := partialPath(s.root, key)
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("cache: resume: %w", err)
 	}
-	w := &Writer{s: s, f: f, path: p, h: sha256.New()}
+	w := &Writer{s: s, f: f, path: p, key: key, resumable: true, h: sha256.New(), limit: -1}
 	n, err := io.Copy(w.h, f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("cache: resume: %w", err)
 	}
 	w.size = n
+	if n == 0 {
+		// A validator describes bytes; with none there is nothing to
+		// resume, and a stale one must not vouch for what comes next.
+		err = removeValidator(s.root, key)
+	} else {
+		w.validator, err = readValidator(s.root, key)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cache: resume: %w", err)
+	}
 	return w, nil
 }
 
-// Reset discards everything written so far, for a download that must
-// start over (the server cannot resume).
+// Reset discards everything written so far and the validator, for a
+// download that must start over (the server cannot resume, or the source
+// changed). The validator goes first, so a crash in between leaves bytes
+// without a validator, which are never resumed.
 func (w *Writer) Reset() error {
 	if w.done {
 		return errWriterDone
+	}
+	if err := w.clearValidator(); err != nil {
+		return fmt.Errorf("cache: reset: %w", err)
 	}
 	if err := w.f.Truncate(0); err != nil {
 		return fmt.Errorf("cache: reset: %w", err)
@@ -71,9 +91,20 @@ func (w *Writer) Reset() error {
 	return nil
 }
 
-// Suspend closes the Writer but keeps what it wrote, so a later Resume
-// with the same key continues from there. After Suspend the Writer is
-// finished; a deferred Cancel does nothing.
+// Limit makes every later Write that would take the blob past n bytes fail
+// with an error wrapping ErrTooLarge, writing none of its bytes, and Commit
+// refuse a blob larger than n (a resumed partial may already be). A
+// negative n removes the limit; there is none by default.
+func (w *Writer) Limit(n int64) {
+	if n < 0 {
+		n = -1
+	}
+	w.limit = n
+}
+
+// Suspend closes the Writer but keeps what it wrote and its validator, so
+// a later Resume with the same key continues from there. After Suspend the
+// Writer is finished; a deferred Cancel does nothing.
 func (w *Writer) Suspend() error {
 	if w.done {
 		return nil
@@ -90,10 +121,14 @@ func (w *Writer) Suspend() error {
 	return nil
 }
 
-// Write appends p to the blob.
+// Write appends p to the blob. Errors wrap the cause, so a full disk is
+// errors.Is(err, syscall.ENOSPC); see also Limit.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errWriterDone
+	}
+	if w.limit >= 0 && int64(len(p)) > w.limit-w.size {
+		return 0, fmt.Errorf("cache: write: %d more bytes would take the blob past its limit of %d: %w", len(p), w.limit, ErrTooLarge)
 	}
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
@@ -104,7 +139,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Size returns the number of bytes written so far.
+// Size returns the number of bytes written so far. For a resumed download
+// it counts the bytes found on disk, which Resume re-hashed.
 func (w *Writer) Size() int64 { return w.size }
 
 // TempPath returns the temp file's path, so a caller can inspect the bytes
@@ -130,8 +166,10 @@ func (w *Writer) Sync() error {
 // or ErrDigestMismatch; mark the file read-only; rename it to its content
 // address; fsync the directories. If an intact blob with that digest already
 // exists, the temp file is removed instead, so Commit is idempotent and
-// concurrent writers of the same content end with one blob. On any error
-// the temp file is removed and the Writer is finished.
+// concurrent writers of the same content end with one blob. A resumable
+// download's validator is removed after the rename. A blob larger than the
+// Writer's Limit is refused with ErrTooLarge. On any error the temp file
+// (and validator) is removed and the Writer is finished.
 func (w *Writer) Commit(ctx context.Context, expectedSize int64, expected Digest) (Digest, error) {
 	if w.done {
 		return Digest{}, errWriterDone
@@ -142,6 +180,12 @@ func (w *Writer) Commit(ctx context.Context, expectedSize int64, expected Digest
 		return Digest{}, err
 	}
 	w.done = true
+	if w.resumable {
+		// The blob is stored: a validator left behind by a failure here
+		// describes no bytes. Resume ignores it for an empty partial and
+		// Sweep removes it.
+		_ = removeValidator(w.s.root, w.key)
+	}
 	return d, nil
 }
 
@@ -156,6 +200,9 @@ func (w *Writer) commit(ctx context.Context, expectedSize int64, expected Digest
 	}
 	if !expected.IsZero() && d != expected {
 		return Digest{}, fmt.Errorf("cache: commit: got %s, want %s: %w", d, expected, ErrDigestMismatch)
+	}
+	if w.limit >= 0 && w.size > w.limit {
+		return Digest{}, fmt.Errorf("cache: commit %s: %d bytes, limit %d: %w", d, w.size, w.limit, ErrTooLarge)
 	}
 	if err := w.f.Sync(); err != nil {
 		return Digest{}, fmt.Errorf("cache: commit %s: %w", d, err)
@@ -203,8 +250,9 @@ func (w *Writer) commit(ctx context.Context, expectedSize int64, expected Digest
 	return d, nil
 }
 
-// Cancel abandons the blob and removes the temp file. It is harmless after
-// Commit or a previous Cancel, so callers defer it.
+// Cancel abandons the blob and removes the temp file; for a resumable
+// download, its validator and then the partial. It is harmless after
+// Commit, Suspend or a previous Cancel, so callers defer it.
 func (w *Writer) Cancel() error {
 	var errs []error
 	if w.f != nil {
@@ -215,6 +263,11 @@ func (w *Writer) Cancel() error {
 	}
 	if !w.done {
 		w.done = true
+		if w.resumable {
+			if err := removeValidator(w.s.root, w.key); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
