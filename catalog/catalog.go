@@ -35,11 +35,14 @@ type Config struct {
 	LazyWait time.Duration
 	// MaxBytes bounds the bytes of stored base images and what derives
 	// from them (0: no bound). Least recently served images are evicted.
-	MaxBytes   int64
-	MinBackoff time.Duration // first retry delay, default 5s
-	MaxBackoff time.Duration // default 10m
-	Log        *zap.Logger
-	Metrics    *metrics.Set
+	MaxBytes int64
+	// MaxImageBytes bounds one image's download (OS_IMAGE_MAX_BYTES; 0:
+	// none beyond MaxBytes).
+	MaxImageBytes int64
+	MinBackoff    time.Duration // first retry delay, default 5s
+	MaxBackoff    time.Duration // default 10m
+	Log           *zap.Logger
+	Metrics       *metrics.Set
 
 	// Inspect parses and checks a downloaded image before it is committed,
 	// and returns the encoded layout stored with it. An error rejects the
@@ -76,6 +79,7 @@ func FromConfig(cfg *config.Config, store *cache.Store, index *cache.Index, fetc
 		Concurrency:         cfg.DownloadConcurrency,
 		Lazy:                cfg.Fetch == config.FetchLazy,
 		MaxBytes:            cfg.DataDirMaxBytes,
+		MaxImageBytes:       cfg.OSImageMaxBytes,
 		Log:                 log,
 		Metrics:             set,
 		Seed:                originalImage(cfg.DataDir),

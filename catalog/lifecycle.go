@@ -16,6 +16,7 @@ import (
 // missing ones are downloaded, at most Concurrency at a time, and what
 // derives from each is built; every failure is retried with backoff.
 func (c *Catalog) Run(ctx context.Context) {
+	c.rebuildIndex(ctx)
 	var pending []*imageEntry
 	for _, e := range c.entries {
 		if !c.restore(e) {

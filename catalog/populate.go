@@ -1,16 +1,11 @@
 package catalog
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
-	"github.com/isoedge/isoedge/upstream"
 	"go.uber.org/zap"
 )
 
@@ -53,111 +48,6 @@ func (c *Catalog) restore(e *imageEntry) bool {
 	close(e.ready)
 	c.mu.Unlock()
 	return true
-}
-
-// fetch downloads, checks and commits one image.
-func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
-	c.mu.Lock()
-	e.state, e.done, e.total = StateDownloading, 0, -1
-	c.mu.Unlock()
-	log := c.log.With(zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.String("type", e.key.Type))
-	start := time.Now()
-
-	src := e.img.URL
-	var w *cache.Writer
-	var err error
-	seed := ""
-	if c.cfg.Seed != nil {
-		seed = c.cfg.Seed(e.img)
-	}
-	if seed != "" {
-		log.Info("ingesting the image assisted-image-service left in DATA_DIR", zap.String("path", seed))
-		src = "file://" + seed
-		w, err = c.cfg.Store.Create()
-	} else if src == config.SampleURL {
-		if c.cfg.BuildSample == nil {
-			return errors.New("upstream: no sample image builder")
-		}
-		path := filepath.Join(c.cfg.TempDir, "sample.iso")
-		if err := c.cfg.BuildSample(path, c.cfg.TempDir); err != nil {
-			return fmt.Errorf("upstream: build sample image: %w", err)
-		}
-		defer os.Remove(path)
-		src = "file://" + path
-		w, err = c.cfg.Store.Create()
-	} else {
-		// A download interrupted by an error, a restart or a crash goes on
-		// from what it already wrote.
-		w, err = c.cfg.Store.Resume(partialKey(e))
-	}
-	if err != nil {
-		return err
-	}
-	defer w.Cancel()
-	lastTenth, wantTotal := int64(-1), int64(-1)
-	progress := func(done, total int64) {
-		wantTotal = total
-		c.mu.Lock()
-		e.done, e.total = done, total
-		c.mu.Unlock()
-		if total > 0 && done*10/total != lastTenth {
-			lastTenth = done * 10 / total
-			log.Info("downloading OS image", zap.Int64("percent", lastTenth*10))
-		}
-	}
-	if off := w.Size(); off > 0 {
-		log.Info("resuming OS image download", zap.Int64("offset", off))
-	}
-	_, err = c.cfg.Fetcher.Fetch(ctx, upstream.FetchRequest{URL: src, Offset: w.Size(), Progress: progress}, w)
-	if errors.Is(err, upstream.ErrNoResume) {
-		log.Info("the server cannot resume; downloading from the start")
-		if err = w.Reset(); err == nil {
-			_, err = c.cfg.Fetcher.Fetch(ctx, upstream.FetchRequest{URL: src, Progress: progress}, w)
-		}
-	}
-	if err != nil {
-		// Keep the bytes that arrived: the next attempt resumes from them.
-		w.Suspend()
-		return err
-	}
-	n := w.Size()
-	if wantTotal > 0 && n != wantTotal {
-		// A resumed response that ended early without an error.
-		w.Suspend()
-		return fmt.Errorf("upstream: downloaded %d of %d bytes", n, wantTotal)
-	}
-	layout, err := c.cfg.Inspect(w.TempPath())
-	if err != nil {
-		return err
-	}
-	var want cache.Digest
-	if e.img.SHA256 != "" {
-		if want, err = cache.ParseDigest(e.img.SHA256); err != nil {
-			return err
-		}
-	}
-	d, err := w.Commit(ctx, n, want)
-	if err != nil {
-		return err
-	}
-	if err := c.cfg.Index.PutMeta(MetaLayout, d, layout); err != nil {
-		return err
-	}
-	rec := cache.BaseRecord{Key: e.key, Digest: d, Size: n, URL: e.img.URL, OpenshiftVersion: e.img.OpenshiftVersion, FetchedAt: time.Now().UTC()}
-	if err := c.cfg.Index.PutBase(rec); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	e.state, e.err, e.rec, e.done, e.total, e.evicted = StateReady, "", rec, n, n, false
-	close(e.ready)
-	c.mu.Unlock()
-	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
-	if seed != "" {
-		if err := os.Remove(seed); err != nil {
-			log.Warn("removing the ingested copy", zap.String("path", seed), zap.Error(err))
-		}
-	}
-	return nil
 }
 
 // Lookup resolves a request's version (an RHCOS version, else an OpenShift

@@ -100,10 +100,15 @@ func (s *popServer) setHandler(h func(n int, w http.ResponseWriter, r *http.Requ
 	s.ranges = nil
 }
 
-// serveRange answers "Range: bytes=N-" with 206 and anything else with the
-// whole body.
+// popETag is the validator every popServer answer carries for body.
+func popETag(body []byte) string { return `"` + cache.DigestOf(body).Hex()[:16] + `"` }
+
+// serveRange answers "Range: bytes=N-" with 206 when If-Range, if sent,
+// names body's ETag, and anything else with the whole body.
 func serveRange(w http.ResponseWriter, r *http.Request, body []byte) {
-	if spec, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes="); ok && strings.HasSuffix(spec, "-") {
+	w.Header().Set("ETag", popETag(body))
+	ir := r.Header.Get("If-Range")
+	if spec, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes="); ok && strings.HasSuffix(spec, "-") && (ir == "" || ir == popETag(body)) {
 		off, err := strconv.Atoi(strings.TrimSuffix(spec, "-"))
 		if err == nil && off >= 0 && off < len(body) {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, len(body)-1, len(body)))
@@ -172,7 +177,7 @@ func newPopEnv(t *testing.T) *popEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := cache.OpenIndex(store.IndexPath())
+	index, _, err := cache.OpenIndex(store.IndexPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,7 +687,7 @@ func TestPopulatorResumesInterruptedDownload(t *testing.T) {
 			panic(err)
 		}
 		defer conn.Close()
-		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", len(body))
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nETag: %s\r\nContent-Length: %d\r\n\r\n", popETag(body), len(body))
 		buf.Write(body[:half])
 		buf.Flush()
 	})
@@ -708,35 +713,126 @@ func TestPopulatorResumesInterruptedDownload(t *testing.T) {
 func TestPopulatorResumesPartialFromEarlierProcess(t *testing.T) {
 	env := newPopEnv(t)
 	body := popBlob(8, 1<<20+17)
-	srv := newPopServer(t, body, nil)
-	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
-
 	const have = 300001
-	w, err := env.store.Resume(partialKey(&imageEntry{img: img, key: baseKey(img)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(body[:have]); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Suspend(); err != nil {
-		t.Fatal(err)
-	}
+	// The first process's download is cut after `have` bytes; it then
+	// waits a long backoff and is stopped, leaving its partial behind.
+	srv := newPopServer(t, body, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n > 1 {
+			serveRange(w, r, body)
+			return
+		}
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %d\r\n\r\n", popETag(body), len(body))
+		buf.Write(body[:have])
+		buf.Flush()
+	})
+	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
+	cfg := env.config(t, img)
+	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	first := mustNew(t, cfg)
+	stop := runPopulator(t, first)
+	waitFor(t, 10*time.Second, "the first download failing", func() bool {
+		s, _ := parseHealth(t, first.Health()).image(img.Version)
+		return s.Failing
+	})
+	stop()
 
 	p := mustNew(t, env.config(t, img))
 	runPopulator(t, p)
 	waitReady(t, p, 10*time.Second, img)
 
-	if got := srv.rangeLog(); len(got) != 1 || got[0] != fmt.Sprintf("bytes=%d-", have) {
-		t.Errorf("Range headers %q, want one request for bytes=%d-", got, have)
+	if got := srv.rangeLog(); len(got) != 2 || got[1] != fmt.Sprintf("bytes=%d-", have) {
+		t.Errorf("Range headers %q, want the second request for bytes=%d-", got, have)
 	}
 	rec, _, _ := p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO)
 	if rec.Digest != cache.DigestOf(body) {
 		t.Errorf("digest %s, want %s", rec.Digest, cache.DigestOf(body))
 	}
 	env.checkBlob(t, rec.Digest, body)
-	if st := env.strays(t); len(st) != 0 {
-		t.Errorf("blobs/sha256 holds leftovers: %v", st)
+}
+
+// TestPopulatorNeverMixesTwoVersions: the mirror replaces the file with
+// another of the same size between an interrupted attempt and its resume;
+// the stored image is the new file, byte for byte, never a mix.
+func TestPopulatorNeverMixesTwoVersions(t *testing.T) {
+	env := newPopEnv(t)
+	oldBody, newBody := popBlob(9, 1<<20), popBlob(10, 1<<20)
+	const have = 400000
+	srv := newPopServer(t, nil, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n > 1 {
+			serveRange(w, r, newBody)
+			return
+		}
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %d\r\n\r\n", popETag(oldBody), len(oldBody))
+		buf.Write(oldBody[:have])
+		buf.Flush()
+	})
+	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
+	p := mustNew(t, env.config(t, img))
+	runPopulator(t, p)
+	waitReady(t, p, 10*time.Second, img)
+	rec, _, _ := p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO)
+	if rec.Digest != cache.DigestOf(newBody) {
+		t.Fatalf("stored %s, want the new file %s (old %s)", rec.Digest, cache.DigestOf(newBody), cache.DigestOf(oldBody))
+	}
+	env.checkBlob(t, rec.Digest, newBody)
+}
+
+// TestPopulatorNoValidatorStartsOver: bytes from a source that names no
+// version (no ETag, no Last-Modified) are never resumed.
+func TestPopulatorNoValidatorStartsOver(t *testing.T) {
+	env := newPopEnv(t)
+	body := popBlob(11, 1<<20)
+	srv := newPopServer(t, nil, func(n int, w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		if n == 1 {
+			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+			buf.Write(body[:1000])
+		} else {
+			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+			buf.Write(body)
+		}
+		buf.Flush()
+	})
+	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
+	p := mustNew(t, env.config(t, img))
+	runPopulator(t, p)
+	waitReady(t, p, 10*time.Second, img)
+	if got := srv.rangeLog(); len(got) != 2 || got[1] != "" {
+		t.Errorf("Range headers %q, want a second request from the start", got)
+	}
+	rec, _, _ := p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO)
+	env.checkBlob(t, rec.Digest, body)
+}
+
+// TestPopulatorZeroDigestFails: a sha256 of all zeros is checked like any
+// other, so the image is never stored.
+func TestPopulatorZeroDigestFails(t *testing.T) {
+	env := newPopEnv(t)
+	srv := newPopServer(t, popBlob(12, 64<<10), nil)
+	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
+	img.SHA256 = strings.Repeat("0", 64)
+	p := mustNew(t, env.config(t, img))
+	runPopulator(t, p)
+	waitFor(t, 10*time.Second, "the image failing", func() bool {
+		s, _ := parseHealth(t, p.Health()).image(img.Version)
+		return s.Failing && strings.Contains(s.Error, "all zeros")
+	})
+	if isReady(p, img) || len(env.blobs(t)) != 0 {
+		t.Error("an image was stored against a sha256 of zeros")
 	}
 }
 

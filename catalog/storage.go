@@ -20,9 +20,18 @@ func OpenStorage(dataDir, tempDir string, log *zap.Logger) (*cache.Store, *cache
 	if err != nil {
 		return nil, nil, err
 	}
-	index, err := cache.OpenIndex(store.IndexPath())
+	index, info, err := cache.OpenIndex(store.IndexPath())
 	if err != nil {
 		return nil, nil, err
+	}
+	if info.Recovered {
+		// The index only describes blobs that are still there: Run
+		// re-ingests them from their records without downloading.
+		log.Warn("index.db was unusable; moved it aside and started a new one, rebuilt from the stored images",
+			zap.String("moved_to", info.MovedTo), zap.String("reason", info.Reason))
+	}
+	if info.RecordsWritten > 0 {
+		log.Info("wrote image records for an index from an older version", zap.Int("records", info.RecordsWritten))
 	}
 	if refs, err := index.Referenced(); err == nil {
 		n, err := store.Sweep(0, func(d cache.Digest) bool { return refs[d] })

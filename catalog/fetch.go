@@ -1,0 +1,173 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/isoedge/isoedge/cache"
+	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/upstream"
+	"go.uber.org/zap"
+)
+
+// errZeroDigest refuses an OS_IMAGES sha256 of all zeros up front: no
+// content has that digest, and it must not read as "no check".
+var errZeroDigest = fmt.Errorf("%w: sha256 is all zeros; no image can match it", cache.ErrDigestMismatch)
+
+// fetch downloads, checks and commits one image: from the copy
+// assisted-image-service left in DATA_DIR, the built-in sample, or its
+// URL, resuming an interrupted download only from the same version of the
+// source.
+func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
+	c.mu.Lock()
+	e.state, e.done, e.total = StateDownloading, 0, -1
+	c.mu.Unlock()
+	log := c.log.With(zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.String("type", e.key.Type))
+	start := time.Now()
+
+	var want cache.Digest
+	if e.img.SHA256 != "" {
+		var err error
+		if want, err = cache.ParseDigest(e.img.SHA256); err != nil {
+			return err
+		}
+		if want.IsZero() {
+			return errZeroDigest
+		}
+	}
+	src, w, resumable, cleanup, err := c.source(e, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	defer w.Cancel()
+	if limit := c.imageLimit(); limit > 0 {
+		w.Limit(limit)
+	}
+	if err := c.download(ctx, e, log, src, w, resumable); err != nil {
+		if resumable && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, cache.ErrTooLarge) && !errors.Is(err, upstream.ErrTooLarge) {
+			// Keep the bytes that arrived (and the version they are of):
+			// the next attempt resumes from them.
+			w.Suspend()
+		}
+		return err
+	}
+	n := w.Size()
+	layout, err := c.cfg.Inspect(w.TempPath())
+	if err != nil {
+		return err
+	}
+	d, err := w.Commit(ctx, n, want)
+	if err != nil {
+		return err
+	}
+	if err := c.cfg.Index.PutMeta(MetaLayout, d, layout); err != nil {
+		return err
+	}
+	rec := cache.BaseRecord{Key: e.key, Digest: d, Size: n, URL: e.img.URL, OpenshiftVersion: e.img.OpenshiftVersion, FetchedAt: time.Now().UTC()}
+	if err := c.cfg.Index.PutBase(rec); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	e.state, e.err, e.rec, e.done, e.total, e.evicted = StateReady, "", rec, n, n, false
+	close(e.ready)
+	c.mu.Unlock()
+	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// source returns where e's bytes come from and the writer they go to:
+// resumable writers keep what a failed attempt wrote. cleanup runs after
+// the attempt.
+func (c *Catalog) source(e *imageEntry, log *zap.Logger) (src string, w *cache.Writer, resumable bool, cleanup func(), err error) {
+	cleanup = func() {}
+	seed := ""
+	if c.cfg.Seed != nil {
+		seed = c.cfg.Seed(e.img)
+	}
+	switch {
+	case seed != "":
+		log.Info("ingesting the image assisted-image-service left in DATA_DIR", zap.String("path", seed))
+		w, err = c.cfg.Store.Create()
+		cleanup = func() {
+			// Once ingested, the copy is redundant; until then it stays.
+			if c.stored(e) {
+				if err := os.Remove(seed); err != nil {
+					log.Warn("removing the ingested copy", zap.String("path", seed), zap.Error(err))
+				}
+			}
+		}
+		return "file://" + seed, w, false, cleanup, err
+	case e.img.URL == config.SampleURL:
+		path := filepath.Join(c.cfg.TempDir, "sample.iso")
+		if err := c.cfg.BuildSample(path, c.cfg.TempDir); err != nil {
+			return "", nil, false, cleanup, fmt.Errorf("catalog: build sample image: %w", err)
+		}
+		w, err = c.cfg.Store.Create()
+		return "file://" + path, w, false, func() { os.Remove(path) }, err
+	}
+	// A download interrupted by an error, a restart or a crash goes on
+	// from what it already wrote.
+	w, err = c.cfg.Store.Resume(partialKey(e))
+	return e.img.URL, w, true, cleanup, err
+}
+
+// imageLimit is the largest image a download may write: OS_IMAGE_MAX_BYTES,
+// and never more than the whole disk budget.
+func (c *Catalog) imageLimit() int64 {
+	limit := c.cfg.MaxImageBytes
+	if c.cfg.MaxBytes > 0 && (limit <= 0 || c.cfg.MaxBytes < limit) {
+		limit = c.cfg.MaxBytes
+	}
+	return limit
+}
+
+// download streams src into w. A resumable writer continues only from
+// bytes of the same version of the source (its validator, sent as
+// If-Range); otherwise, or when the source changed, it starts over.
+func (c *Catalog) download(ctx context.Context, e *imageEntry, log *zap.Logger, src string, w *cache.Writer, resumable bool) error {
+	lastTenth := int64(-1)
+	req := upstream.FetchRequest{URL: src, MaxBytes: c.imageLimit()}
+	req.Progress = func(done, total int64) {
+		c.mu.Lock()
+		e.done, e.total = done, total
+		c.mu.Unlock()
+		if total > 0 && done*10/total != lastTenth {
+			lastTenth = done * 10 / total
+			log.Info("downloading OS image", zap.Int64("percent", lastTenth*10))
+		}
+	}
+	if resumable {
+		if w.Size() > 0 && w.Validator() == "" {
+			// Bytes of an unknown version of the source: never mixed.
+			if err := w.Reset(); err != nil {
+				return err
+			}
+		}
+		req.Offset, req.Validator = w.Size(), w.Validator()
+		// The version the bytes are of is on disk before the first of them.
+		req.OnResponse = func(validator string, _ int64) error {
+			if w.Size() > 0 {
+				return nil
+			}
+			return w.SetValidator(validator)
+		}
+	}
+	if req.Offset > 0 {
+		log.Info("resuming OS image download", zap.Int64("offset", req.Offset))
+	}
+	_, err := c.cfg.Fetcher.Fetch(ctx, req, w)
+	if errors.Is(err, upstream.ErrNoResume) {
+		log.Info("the source changed or cannot resume; downloading from the start")
+		if err = w.Reset(); err == nil {
+			req.Offset, req.Validator = 0, ""
+			_, err = c.cfg.Fetcher.Fetch(ctx, req, w)
+		}
+	}
+	return err
+}
