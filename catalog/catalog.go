@@ -39,10 +39,14 @@ type Config struct {
 	// MaxImageBytes bounds one image's download (OS_IMAGE_MAX_BYTES; 0:
 	// none beyond MaxBytes).
 	MaxImageBytes int64
-	MinBackoff    time.Duration // first retry delay, default 5s
-	MaxBackoff    time.Duration // default 10m
-	Log           *zap.Logger
-	Metrics       *metrics.Set
+	// ScrubBytesPerSecond paces the background re-verification of stored
+	// blobs (0: no scrub); ScrubInterval is the time between passes.
+	ScrubBytesPerSecond int64
+	ScrubInterval       time.Duration
+	MinBackoff          time.Duration // first retry delay, default 5s
+	MaxBackoff          time.Duration // default 10m
+	Log                 *zap.Logger
+	Metrics             *metrics.Set
 
 	// Inspect parses and checks a downloaded image before it is committed,
 	// and returns the encoded layout stored with it. An error rejects the
@@ -80,6 +84,8 @@ func FromConfig(cfg *config.Config, store *cache.Store, index *cache.Index, fetc
 		Lazy:                cfg.Fetch == config.FetchLazy,
 		MaxBytes:            cfg.DataDirMaxBytes,
 		MaxImageBytes:       cfg.OSImageMaxBytes,
+		ScrubBytesPerSecond: cfg.ScrubBytesPerSecond,
+		ScrubInterval:       cfg.ScrubInterval,
 		Log:                 log,
 		Metrics:             set,
 		Seed:                originalImage(cfg.DataDir),
@@ -131,6 +137,7 @@ type Catalog struct {
 	sem       chan struct{}   // download slots
 	wg        sync.WaitGroup  // download goroutines
 
+	scrub   *scrubber
 	files   *blobFiles
 	layouts *cache.Hot[*customize.Layout]
 	nmstate *cache.Hot[[]byte] // nmstatectl archives by their digest
@@ -171,6 +178,7 @@ func New(cfg Config) (*Catalog, error) {
 	c := &Catalog{
 		log: cfg.Log, sem: make(chan struct{}, cfg.Concurrency),
 		files: newBlobFiles(cfg.Store), layouts: layouts, nmstate: nm,
+		scrub: newScrubber(cfg.ScrubBytesPerSecond, cfg.ScrubInterval, cfg.Metrics),
 	}
 	if cfg.Inspect == nil {
 		cfg.Inspect = c.inspect

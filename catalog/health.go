@@ -86,7 +86,8 @@ func (c *Catalog) Health() []byte {
 	out := struct {
 		Ready  bool          `json:"ready"`
 		Images []ImageStatus `json:"images"`
-	}{Ready: c.readyLocked(), Images: []ImageStatus{}}
+		Scrub  ScrubStatus   `json:"scrub"`
+	}{Ready: c.readyLocked(), Images: []ImageStatus{}, Scrub: c.scrub.status()}
 	for _, e := range c.entries {
 		s := ImageStatus{OpenshiftVersion: e.img.OpenshiftVersion, Version: e.key.Version, Arch: e.key.Arch, Type: e.key.Type, State: e.state}
 		s.Failing, s.Evicted = e.failing, e.evicted

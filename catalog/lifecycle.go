@@ -23,6 +23,12 @@ func (c *Catalog) Run(ctx context.Context) {
 			pending = append(pending, e)
 		}
 	}
+	// The scrub runs beside everything else and never holds readiness back.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.scrubLoop(ctx)
+	}()
 	var first sync.WaitGroup
 	c.mu.Lock()
 	c.runCtx = ctx

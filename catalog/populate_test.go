@@ -331,6 +331,7 @@ func waitReady(t *testing.T, p *Catalog, timeout time.Duration, imgs ...config.O
 type popHealth struct {
 	Ready  bool          `json:"ready"`
 	Images []ImageStatus `json:"images"`
+	Scrub  ScrubStatus   `json:"scrub"`
 }
 
 func parseHealth(t *testing.T, b []byte) popHealth {

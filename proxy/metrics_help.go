@@ -23,6 +23,9 @@ var metricFamilies = []metricFamily{
 	{"isoedge_build_info", "gauge", "proxy", "Always 1; the labels name the running build."},
 	{"isoedge_base_image_ready", "gauge", "populator", "1 when the base image is stored and served, else 0."},
 	{"isoedge_base_image_download_bytes", "gauge", "populator", "Bytes of the base image downloaded so far."},
+	{"isoedge_scrub_bytes_total", "counter", "populator", "Stored bytes re-verified against their digest by the background scrub."},
+	{"isoedge_scrub_blobs_total", "counter", "populator", "Stored blobs the scrub re-verified, by result: ok, or damaged (quarantined and fetched or built again)."},
+	{"isoedge_scrub_last_completed_timestamp_seconds", "gauge", "populator", "Unix time the last complete scrub pass ended; 0 before the first."},
 	{"isoedge_upstream_request_duration_seconds", "histogram", "upstream.Metered", "Duration of assisted-service calls, by call."},
 	{"isoedge_upstream_errors_total", "counter", "upstream.Metered", "Failed assisted-service calls, by call and reason (HTTP status code, unavailable, bad_response or other)."},
 }
