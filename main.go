@@ -38,6 +38,9 @@ func main() {
 		os.Exit(1)
 	}
 	defer log.Sync()
+	// Files in DATA_DIR stay group-writable: under OpenShift's restricted
+	// SCC a later pod runs with another UID in the same group.
+	syscall.Umask(0o002)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {

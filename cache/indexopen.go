@@ -107,7 +107,7 @@ func openIndexFile(path string) (*Index, error) {
 	var db *bolt.DB
 	p, err := protect(func() error {
 		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{
+		db, err = bolt.Open(path, sharedFileMode, &bolt.Options{
 			Timeout:  openTimeout,
 			OpenFile: func(string, int, fs.FileMode) (*os.File, error) { return f, nil },
 		})
@@ -259,7 +259,7 @@ func openOrCreate(path string) (*os.File, bool, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, false, err
 		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, sharedFileMode)
 		if err == nil {
 			return f, true, nil
 		}

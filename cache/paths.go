@@ -207,3 +207,14 @@ func isLowerHex(s string) bool {
 	}
 	return true
 }
+
+// File modes. Under OpenShift's restricted-v2 SCC each pod runs with a
+// random UID and GID 0, and a later pod (another UID) must go on writing
+// the same volume: directories and the files it must write again (index,
+// partial downloads) are group-writable, the rest group-readable. Blobs
+// are read-only for everyone once committed. The process umask must let
+// the group bits through (main sets 002).
+const (
+	dirMode        = 0o775
+	sharedFileMode = 0o664
+)

@@ -75,7 +75,7 @@ func writeRecord(root string, r BaseRecord) error {
 		return fmt.Errorf("cache: write record %s: %w", r.Key, err)
 	}
 	dir := recordsDir(root)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("cache: write record %s: %w", r.Key, err)
 	}
 	if err := writeFileAtomic(dir, recordName(r.Key), b); err != nil {
@@ -205,7 +205,11 @@ func writeFileAtomic(dir, name string, b []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(b)
+	// Another pod's user in the same group reads it after a restart.
+	err = f.Chmod(sharedFileMode)
+	if err == nil {
+		_, err = f.Write(b)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

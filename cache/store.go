@@ -30,7 +30,7 @@ func OpenStore(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open store %s: %w", root, err)
 	}
-	if err := os.MkdirAll(blobsDir(abs), 0o755); err != nil {
+	if err := os.MkdirAll(blobsDir(abs), dirMode); err != nil {
 		return nil, fmt.Errorf("cache: open store: %w", err)
 	}
 	return &Store{root: abs}, nil

@@ -99,7 +99,7 @@ func (s *Store) Quarantine(d Digest) error {
 // Sweep ages quarantined files by their modification time.
 func quarantineFile(root, src, dst string) error {
 	dir := quarantineDir(root)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
 	if err := os.Rename(src, dst); err != nil {

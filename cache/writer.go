@@ -44,7 +44,7 @@ func newWriter(s *Store) (*Writer, error) {
 // process stopped and Size is what is on disk, and reads its validator.
 func resumeWriter(s *Store, key Digest) (*Writer, error) {
 	p := partialPath(s.root, key)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, sharedFileMode)
 	if err != nil {
 		return nil, fmt.Errorf("cache: resume: %w", err)
 	}
@@ -231,7 +231,7 @@ func (w *Writer) commit(ctx context.Context, expectedSize int64, expected Digest
 	}
 
 	fan := fanoutDir(w.s.root, d)
-	if err := os.MkdirAll(fan, 0o755); err != nil {
+	if err := os.MkdirAll(fan, dirMode); err != nil {
 		return Digest{}, fmt.Errorf("cache: commit %s: %w", d, err)
 	}
 	// Rename atomically replaces a target that appeared meanwhile; with

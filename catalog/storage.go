@@ -12,7 +12,7 @@ import (
 // evicted or replaced images, temp files of interrupted writes).
 func OpenStorage(dataDir, tempDir string, log *zap.Logger) (*cache.Store, *cache.Index, error) {
 	for _, d := range []string{dataDir, tempDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o775); err != nil {
 			return nil, nil, err
 		}
 	}
