@@ -212,6 +212,7 @@ type harness struct {
 	logs   *observer.ObservedLogs
 	set    *metrics.Set
 	client *http.Client
+	dial   func(context.Context) (net.Conn, error) // a new connection to the server
 }
 
 type harnessOpts struct {
@@ -301,7 +302,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		<-served
 	})
 	return &harness{
-		t: t, src: src, bases: fb, cfg: cfg, base: base, digest: d, logs: logs, set: set,
+		t: t, src: src, bases: fb, cfg: cfg, base: base, digest: d, logs: logs, set: set, dial: dial,
 		client: &http.Client{
 			Transport:     tr,
 			Timeout:       20 * time.Second,
