@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLayout$$' -fuzztime $(FUZZTIME) ./customize/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME) ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzKernelArguments$$' -fuzztime $(FUZZTIME) ./upstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzNewcReader$$' -fuzztime $(FUZZTIME) ./customize/newc/
 
 IMAGE          ?= quay.io/isoedge/isoedge:latest
 CONTAINER_TOOL ?= $(shell command -v podman 2>/dev/null || command -v buildah 2>/dev/null)

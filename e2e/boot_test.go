@@ -66,10 +66,14 @@ func fakeIgnition(isoType string) []byte {
 // assisted-service sends it).
 func fakeRamdisk() []byte {
 	conn := "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=manual\naddress1=192.0.2.10/24,192.0.2.1\n"
-	gz, err := gzipBytes(newcArchive(withParents([]cpioEntry{
+	raw, err := newcArchive([]cpioEntry{
 		{Name: "etc/assisted/network/host0/eth0.nmconnection", Mode: modeFile | 0o600, Data: []byte(conn)},
 		{Name: "etc/assisted/network/host0/mac_interface.ini", Mode: modeFile | 0o600, Data: []byte("52:54:00:12:34:56=eth0\n")},
-	})))
+	})
+	if err != nil {
+		panic(err)
+	}
+	gz, err := gzipBytes(raw)
 	if err != nil {
 		panic(err)
 	}
