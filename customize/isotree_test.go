@@ -253,7 +253,9 @@ func TestReadISOTreeRejects(t *testing.T) {
 // TestReadISOTreeRockRidge: names, modes, links, skipped records.
 func TestReadISOTreeRockRidge(t *testing.T) {
 	c := newCraftISO(24, 18, sectorSize)
-	sl := func(flags byte, comps ...[]byte) []byte { return susp("SL", append([]byte{flags}, bytes.Join(comps, nil)...)...) }
+	sl := func(flags byte, comps ...[]byte) []byte {
+		return susp("SL", append([]byte{flags}, bytes.Join(comps, nil)...)...)
+	}
 	comp := func(flags byte, s string) []byte { return append([]byte{flags, byte(len(s))}, s...) }
 	// The link's second SL entry sits in a continuation area.
 	copy(c.b[21*sectorSize+100:], sl(0, comp(0, "c")))
