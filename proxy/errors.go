@@ -22,7 +22,9 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusInternalServerError, "unexpected response from assisted-service"
 	case errors.Is(err, ErrNotReady):
 		return fasthttp.StatusServiceUnavailable, "image is not ready yet"
-	case errors.Is(err, customize.ErrTooLarge), errors.Is(err, customize.ErrNoEmbedArea), errors.Is(err, customize.ErrNoFile), errors.Is(err, customize.ErrBadKarg):
+	case errors.Is(err, customize.ErrBadKarg):
+		return fasthttp.StatusBadRequest, err.Error()
+	case errors.Is(err, customize.ErrTooLarge), errors.Is(err, customize.ErrNoEmbedArea), errors.Is(err, customize.ErrNoFile):
 		return fasthttp.StatusInternalServerError, err.Error()
 	}
 	return fasthttp.StatusInternalServerError, "internal error"
