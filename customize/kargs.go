@@ -13,7 +13,7 @@ import (
 //
 // Deliberately absent: blanks and control characters (end the word or the
 // line); ';' '|' '&' '<' '>' '{' '}' (GRUB command syntax); '$' (variable
-// expansion); '\\' '\'' '"' (escapes and quotes: GRUB removes them and
+// expansion); '\\' '\” '"' (escapes and quotes: GRUB removes them and
 // re-quotes a word that holds a blank, so /proc/cmdline would not hold what
 // was written, and the kernel strips '"'); '#' (starts a comment);
 // '*' '?' '[' ']' (GRUB's wildcard expansion when the regexp module is
