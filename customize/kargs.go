@@ -12,13 +12,13 @@ import (
 // (which treats only blanks and '"' specially).
 //
 // Deliberately absent: blanks and control characters (end the word or the
-// line); ';' '|' '&' '<' '>' '{' '}' (GRUB command syntax); '$' (variable
-// expansion); '\\' '\” '"' (escapes and quotes: GRUB removes them and
-// re-quotes a word that holds a blank, so /proc/cmdline would not hold what
-// was written, and the kernel strips '"'); '#' (starts a comment);
-// '*' '?' '[' ']' (GRUB's wildcard expansion when the regexp module is
-// loaded, as in RHEL's signed GRUB); '`' '!' '(' ')' and non-ASCII bytes
-// (no need, and no proof they reach the kernel unchanged).
+// line); ; | & < > { } (GRUB command syntax); $ (variable expansion);
+// backslash, single and double quotes (GRUB removes them and re-quotes a
+// word that holds a blank, so /proc/cmdline would not hold what was
+// written; the kernel strips double quotes); # (starts a comment); * ? [ ]
+// (GRUB's wildcard expansion when the regexp module is loaded, as in RHEL's
+// signed GRUB); backtick, ! ( ) and non-ASCII bytes (no need, and no proof
+// they reach the kernel unchanged).
 const kargPunct = "-_.,:/=+@%~"
 
 // kargMaxQuoted is how much of a refused argument an error message quotes.
