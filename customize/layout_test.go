@@ -603,7 +603,14 @@ func FuzzParseLayout(f *testing.F) {
 			if l != nil {
 				t.Errorf("layout returned with error %v", err)
 			}
+			if !errors.Is(err, ErrBadImage) {
+				t.Errorf("error %v does not wrap ErrBadImage", err)
+			}
 			return
+		}
+		// An accepted layout passes the ingest checks of its areas.
+		if err := l.checkAreas(); err != nil {
+			t.Errorf("accepted layout fails checkAreas: %v", err)
 		}
 		checkLayoutBounds(t, l, int64(len(b)))
 	})
