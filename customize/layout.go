@@ -90,10 +90,14 @@ const (
 var kargMarker = regexp.MustCompile(`(\n#*)# COREOS_KARG_EMBED_AREA`)
 
 // ParseLayout reads an ISO's directory and embed-area metadata. It reads
-// only metadata and a few small files, never the large ones, within
-// bounds on directory bytes, records and time (see readISOTree), and
-// rejects an image whose embed areas could not be written safely (see
-// Layout.Check). Errors about the image wrap ErrBadImage.
+// only metadata and a few small files, never the large ones. An outsider
+// controls every length in the image, so the directory walk is bounded: at
+// most 64 MiB of directory records, a million records, 4096 files and
+// directories, 16 levels and 30 seconds, and no directory sector is read
+// twice (shared or looping directories are an error). An image whose embed
+// areas could not be written safely is rejected (see Layout.Check), as is
+// one whose areas overlap the ISO's own metadata. Errors about the image
+// wrap ErrBadImage.
 func ParseLayout(f *os.File) (*Layout, error) {
 	st, err := f.Stat()
 	if err != nil {
