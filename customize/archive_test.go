@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/isoedge/isoedge/customize/newc"
 	"github.com/isoedge/isoedge/internal/fixture"
 )
 
@@ -95,6 +96,11 @@ func TestIgnitionArchive(t *testing.T) {
 		list := cpioList(t, gunzip(t, a))
 		if len(list) != 1 || listedName(list[0]) != "config.ign" || !strings.HasPrefix(list[0], "-rw-r--r--") {
 			t.Errorf("cpio -itv = %q, want one -rw-r--r-- config.ign", list)
+		}
+		// The package's own reader agrees, member for member.
+		ms, err := newc.ReadAll(bytes.NewReader(gunzip(t, a)), newc.Limits{})
+		if err != nil || len(ms) != 1 || ms[0].Name != "config.ign" || ms[0].Mode != newc.TypeRegular|0o644 || !bytes.Equal(ms[0].Data, cfg) {
+			t.Errorf("newc.ReadAll = %d members, %v", len(ms), err)
 		}
 		b, err := IgnitionArchive(cfg)
 		if err != nil || !bytes.Equal(a, b) {
