@@ -55,6 +55,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME) ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenIndex$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzKernelArguments$$' -fuzztime $(FUZZTIME) ./upstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzNewcReader$$' -fuzztime $(FUZZTIME) ./customize/newc/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckKernelArgument$$' -fuzztime $(FUZZTIME) ./customize/
 
 IMAGE          ?= quay.io/isoedge/isoedge:latest
 CONTAINER_TOOL ?= $(shell command -v podman 2>/dev/null || command -v buildah 2>/dev/null)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/isoedge/isoedge/customize/newc"
 	"github.com/klauspost/compress/gzip"
 )
 
@@ -28,22 +29,19 @@ func IgnitionArchive(config []byte) ([]byte, error) {
 // the kernel's initramfs unpacker skips a file whose directory does not exist.
 func Archive(files ...ArchiveFile) ([]byte, error) {
 	var raw bytes.Buffer
-	w := newcWriter{w: &raw}
-	seen := map[string]bool{}
+	w := newc.NewWriter(&raw)
 	for _, f := range files {
 		name := strings.TrimPrefix(f.Name, "/")
 		if name == "" || strings.Contains(name, "..") {
 			return nil, fmt.Errorf("customize: bad archive member name %q", f.Name)
 		}
-		for i := 0; i < len(name); i++ {
-			if name[i] == '/' && !seen[name[:i]] {
-				seen[name[:i]] = true
-				w.entry(name[:i], 0o040755, nil)
-			}
+		if err := w.Add(newc.Entry{Name: name, Mode: newc.TypeRegular | f.Mode&0o7777, Data: f.Data}); err != nil {
+			return nil, fmt.Errorf("customize: archive: %w", err)
 		}
-		w.entry(name, 0o100000|f.Mode&0o7777, f.Data)
 	}
-	w.entry("TRAILER!!!", 0, nil)
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("customize: archive: %w", err)
+	}
 
 	var out bytes.Buffer
 	out.Grow(raw.Len()/4 + 64)
@@ -72,35 +70,3 @@ func Archive(files ...ArchiveFile) ([]byte, error) {
 }
 
 var gzipWriters sync.Pool
-
-// newcWriter writes the SVR4 "new ASCII" cpio format (magic 070701) read by
-// the Linux initramfs unpacker.
-type newcWriter struct {
-	w   *bytes.Buffer
-	ino uint32
-}
-
-func (c *newcWriter) entry(name string, mode uint32, data []byte) {
-	nlink := uint32(1)
-	if mode&0o170000 == 0o040000 {
-		nlink = 2
-	}
-	ino := uint32(0)
-	if mode != 0 {
-		c.ino++
-		ino = c.ino
-	}
-	fmt.Fprintf(c.w, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		ino, mode, 0, 0, nlink, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
-	c.w.WriteString(name)
-	c.w.WriteByte(0)
-	c.pad()
-	c.w.Write(data)
-	c.pad()
-}
-
-func (c *newcWriter) pad() {
-	for c.w.Len()%4 != 0 {
-		c.w.WriteByte(0)
-	}
-}

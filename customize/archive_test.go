@@ -3,7 +3,9 @@ package customize
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"io"
 	"maps"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/isoedge/isoedge/customize/newc"
 	"github.com/isoedge/isoedge/internal/fixture"
 )
 
@@ -94,6 +97,11 @@ func TestIgnitionArchive(t *testing.T) {
 		if len(list) != 1 || listedName(list[0]) != "config.ign" || !strings.HasPrefix(list[0], "-rw-r--r--") {
 			t.Errorf("cpio -itv = %q, want one -rw-r--r-- config.ign", list)
 		}
+		// The package's own reader agrees, member for member.
+		ms, err := newc.ReadAll(bytes.NewReader(gunzip(t, a)), newc.Limits{})
+		if err != nil || len(ms) != 1 || ms[0].Name != "config.ign" || ms[0].Mode != newc.TypeRegular|0o644 || !bytes.Equal(ms[0].Data, cfg) {
+			t.Errorf("newc.ReadAll = %d members, %v", len(ms), err)
+		}
 		b, err := IgnitionArchive(cfg)
 		if err != nil || !bytes.Equal(a, b) {
 			t.Error("IgnitionArchive is not deterministic")
@@ -131,6 +139,45 @@ func TestIgnitionArchiveVector(t *testing.T) {
 	}
 	if size := string(raw[54:62]); size != "00000013" {
 		t.Errorf("config.ign size field %s, want 00000013", size)
+	}
+}
+
+// TestArchiveGolden pins the exact bytes of archives built before the
+// shared newc writer replaced the package's own: the ETag of every served
+// image depends on its ignition archive, so a byte changed by a refactoring
+// or a compressor update must fail here first.
+func TestArchiveGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []ArchiveFile
+		n     int
+		sum   string
+	}{
+		{"vector", []ArchiveFile{{Name: "config.ign", Mode: 0o644, Data: []byte("someignitioncontent")}}, 108,
+			"c8ce4b10c5c657d7bb59c7a433037434c1cac97d9ef3979866dccb86160dcfaf"},
+		{"ignition 3.2.0", []ArchiveFile{{Name: "config.ign", Mode: 0o644, Data: []byte(`{"ignition":{"version":"3.2.0"}}`)}}, 116,
+			"e8b94f8c8627caec4fd15d86d9d32f93108705c6b680199cfe8a35084baf38ec"},
+		{"empty config", []ArchiveFile{{Name: "config.ign", Mode: 0o644}}, 80,
+			"46a5e92afdff985de771d30695731d7ab6f9d09d7cd3003db5bb55cf5b0142d6"},
+		{"nested", []ArchiveFile{
+			{Name: "etc/x/y", Mode: 0o600, Data: []byte("y")},
+			{Name: "/etc/x/z", Mode: 0o755, Data: []byte("zz")},
+			{Name: "etc/w", Mode: 0o644, Data: []byte("www")},
+			{Name: "top", Mode: 0o644},
+		}, 176, "fdc0fd18a4a5b745d43950be7e5f2ffdd62e8bf46bdf724537b2b07302f59cfa"},
+		{"no files", nil, 68, "9628d86b6b6a4bb56dbbe5a9409d353474149f9d18ac092dfd5deab2a879e0f3"},
+	} {
+		a, err := Archive(tc.files...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(a); len(a) != tc.n || hex.EncodeToString(sum[:]) != tc.sum {
+			t.Errorf("%s: %d bytes sha256 %x, want %d bytes sha256 %s", tc.name, len(a), sum, tc.n, tc.sum)
+		}
+	}
+	a, err := IgnitionArchive([]byte("someignitioncontent"))
+	if sum := sha256.Sum256(a); err != nil || hex.EncodeToString(sum[:]) != "c8ce4b10c5c657d7bb59c7a433037434c1cac97d9ef3979866dccb86160dcfaf" {
+		t.Errorf("IgnitionArchive: sha256 %x, %v", sum, err)
 	}
 }
 

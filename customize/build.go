@@ -54,13 +54,13 @@ func ISO(l *Layout, base string, o Overlay) (Plan, error) {
 		patches = append(patches, patch{off: a.Off, len: int64(len(o.Ramdisk)), what: "ramdisk", segs: []Segment{Patch(o.Ramdisk)}})
 	}
 	if len(o.Kargs) > 0 {
-		if len(l.KargAreas) == 0 {
-			return Plan{}, fmt.Errorf("%w: cannot append kernel arguments: %s", ErrNoEmbedArea, l.KargsProblem)
-		}
 		for _, k := range o.Kargs {
-			if err := checkKarg(k); err != nil {
+			if err := CheckKernelArgument(k); err != nil {
 				return Plan{}, err
 			}
+		}
+		if len(l.KargAreas) == 0 {
+			return Plan{}, fmt.Errorf("%w: cannot append kernel arguments: %s", ErrNoEmbedArea, l.KargsProblem)
 		}
 		payload := []byte(" " + strings.Join(o.Kargs, " ") + "\n")
 		for _, k := range l.KargAreas {
@@ -71,19 +71,6 @@ func ISO(l *Layout, base string, o Overlay) (Plan, error) {
 		}
 	}
 	return overlay(l.Size, base, patches)
-}
-
-// checkKarg rejects what would break out of the kernel command line.
-func checkKarg(k string) error {
-	if strings.TrimSpace(k) == "" {
-		return fmt.Errorf("%w: empty", ErrBadKarg)
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x20 || k[i] == 0x7f {
-			return fmt.Errorf("%w: control character 0x%02x", ErrBadKarg, k[i])
-		}
-	}
-	return nil
 }
 
 // overlay returns the plan of a base file of the given size with patches

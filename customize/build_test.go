@@ -611,12 +611,16 @@ func TestISOPlanAreaOutsideImage(t *testing.T) {
 
 func TestISORejectsKargsThatBreakTheCommandLine(t *testing.T) {
 	l := &Layout{Size: 4096, KargAreas: []KargArea{{Path: "EFI/redhat/grub.cfg", Area: Area{Off: 100, Len: 1024}}}}
-	for _, k := range []string{"a\nmenuentry evil {", "x\ry", "nul\x00", "", "   ", "tab\there"} {
+	for _, k := range []string{"a\nmenuentry evil {", "x\ry", "nul\x00", "", "   ", "tab\there", `x="unterminated`, "x=1;linux /evil", `rd.x="a b"`} {
 		if _, err := ISO(l, "b", Overlay{Kargs: []string{"ok=1", k}}); !errors.Is(err, ErrBadKarg) {
 			t.Errorf("karg %q: err = %v, want ErrBadKarg", k, err)
 		}
 	}
-	if _, err := ISO(l, "b", Overlay{Kargs: []string{"console=ttyS0,115200n8", `rd.x="a b"`}}); err != nil {
+	// A bad argument is named even when the image could not take any.
+	if _, err := ISO(&Layout{Size: 4096, KargsProblem: "none"}, "b", Overlay{Kargs: []string{"a;b"}}); !errors.Is(err, ErrBadKarg) {
+		t.Errorf("bad karg on an image without areas: err = %v, want ErrBadKarg", err)
+	}
+	if _, err := ISO(l, "b", Overlay{Kargs: []string{"console=ttyS0,115200n8", "ip=dhcp", "a=b,c", "x=1:2/3"}}); err != nil {
 		t.Fatalf("ordinary kargs refused: %v", err)
 	}
 }

@@ -12,8 +12,8 @@ var (
 	// ErrBadImage means the base image failed an ingest check.
 	ErrBadImage = errors.New("customize: invalid base image")
 	// ErrBadKarg means a kernel argument cannot be written into a boot
-	// config: it is empty or holds a control character (a newline would
-	// add lines to grub.cfg).
+	// config so that it reaches the kernel unchanged (see
+	// CheckKernelArgument).
 	ErrBadKarg = errors.New("customize: invalid kernel argument")
 	// ErrRange means a byte range lies outside a plan.
 	ErrRange = errors.New("customize: range outside the plan")

@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
-
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
 
 // Area is a byte range of the base ISO.
@@ -39,6 +38,7 @@ const (
 	PathGenericIns = "generic.ins"
 	PathAddrsize   = "images/initrd.addrsize"
 	PathIgnition   = "images/ignition.img"
+	PathCdboot     = "images/cdboot.img" // s390x: holds the ignition area after its initrd
 	PathIgnInfo    = "coreos/igninfo.json"
 	PathKargsJSON  = "coreos/kargs.json"
 )
@@ -90,131 +90,64 @@ const (
 var kargMarker = regexp.MustCompile(`(\n#*)# COREOS_KARG_EMBED_AREA`)
 
 // ParseLayout reads an ISO's directory and embed-area metadata. It reads
-// only metadata and a few small files, never the large ones.
-func ParseLayout(f *os.File) (l *Layout, err error) {
-	// go-diskfs trusts on-disk lengths; a corrupt image must be an error,
-	// not a crash of the service.
-	defer func() {
-		if r := recover(); r != nil {
-			l, err = nil, fmt.Errorf("%w: unreadable ISO 9660 metadata: %v", ErrBadImage, r)
-		}
-	}()
+// only metadata and a few small files, never the large ones. An outsider
+// controls every length in the image, so the directory walk is bounded: at
+// most 64 MiB of directory records, a million records, 4096 files and
+// directories, 16 levels and 30 seconds, and no directory sector is read
+// twice (shared or looping directories are an error). An image whose embed
+// areas could not be written safely is rejected (see Layout.Check), as is
+// one whose areas overlap the ISO's own metadata. Errors about the image
+// wrap ErrBadImage.
+func ParseLayout(f *os.File) (*Layout, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	l = &Layout{Size: st.Size()}
+	return parseLayout(f, st.Size())
+}
+
+// parseLayout is ParseLayout of the size bytes of r.
+func parseLayout(f io.ReaderAt, size int64) (*Layout, error) {
+	l := &Layout{Size: size}
 	if l.Size < volumeIDOffset+32 {
 		return nil, fmt.Errorf("%w: %d bytes is too small for an ISO", ErrBadImage, l.Size)
 	}
-	var vid [32]byte
-	if _, err := f.ReadAt(vid[:], volumeIDOffset); err != nil {
-		return nil, fmt.Errorf("customize: read volume id: %w", err)
-	}
-	l.VolumeID = strings.TrimRight(string(vid[:]), " \x00")
-
-	if err := checkVolumeDescriptor(f, l.Size); err != nil {
+	tree, err := readISOTree(f, l.Size, defaultISOLimits)
+	if err != nil {
 		return nil, err
 	}
-	fsys, err := iso9660.Read(file.New(f, true), l.Size, 0, sectorSize)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read ISO 9660: %v", ErrBadImage, err)
-	}
-	all := map[string]Area{}
-	if err := walkExtents(fsys, ".", 0, all); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadImage, err)
-	}
-	for _, a := range all {
-		if a.Off < 0 || a.Len < 0 || a.Off+a.Len > l.Size {
-			return nil, fmt.Errorf("%w: a file extends past the end of the image", ErrBadImage)
+	l.VolumeID = tree.VolumeID
+	l.Files = map[string]Area{}
+	for _, e := range tree.Entries {
+		if e.Mode.IsRegular() {
+			l.Files[e.Path] = e.Extent
 		}
 	}
-	l.Files = all
-	look := isoFiles{f: f, all: all}
+	look := isoFiles{f: f, all: l.Files}
 	if err := l.findIgnitionArea(look); err != nil {
 		return nil, err
 	}
-	l.findKargAreas(look)
+	if err := l.findKargAreas(look); err != nil {
+		return nil, err
+	}
 	if a, ok := l.Files[PathAddrsize]; ok && a.Len >= 8 {
 		l.AddrsizeHead = make([]byte, 8)
 		if _, err := f.ReadAt(l.AddrsizeHead, a.Off); err != nil {
 			return nil, fmt.Errorf("customize: read %s: %w", PathAddrsize, err)
 		}
 	}
+	if err := l.checkAreas(); err != nil {
+		return nil, err
+	}
+	if err := l.checkAreasClearOf(tree.Meta); err != nil {
+		return nil, err
+	}
 	return l, nil
-}
-
-// checkVolumeDescriptor bounds the primary volume descriptor's sizes by
-// the file before go-diskfs allocates buffers of those sizes: a corrupt
-// length field must cost an error, not gigabytes of memory.
-func checkVolumeDescriptor(f *os.File, size int64) error {
-	var pvd [sectorSize]byte
-	if _, err := f.ReadAt(pvd[:], 16*sectorSize); err != nil {
-		return fmt.Errorf("%w: read primary volume descriptor: %v", ErrBadImage, err)
-	}
-	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
-		return fmt.Errorf("%w: no ISO 9660 primary volume descriptor", ErrBadImage)
-	}
-	pathTable := int64(binary.LittleEndian.Uint32(pvd[132:]))
-	root := pvd[156:]
-	rootLBA := int64(binary.LittleEndian.Uint32(root[2:]))
-	rootLen := int64(binary.LittleEndian.Uint32(root[10:]))
-	const maxMeta = 16 << 20 // far beyond any live ISO's directory or path table
-	switch {
-	case pathTable > maxMeta || pathTable > size:
-		return fmt.Errorf("%w: path table size %d", ErrBadImage, pathTable)
-	case rootLen > maxMeta || rootLBA*sectorSize+rootLen > size:
-		return fmt.Errorf("%w: root directory %d+%d outside the image", ErrBadImage, rootLBA*sectorSize, rootLen)
-	}
-	return nil
-}
-
-const (
-	maxTreeDepth   = 16
-	maxTreeEntries = 4096
-)
-
-// walkExtents records the byte extent of every regular file under dir.
-// ISO 9660 files are contiguous, so a location and a size describe each one.
-func walkExtents(fsys *iso9660.FileSystem, dir string, depth int, out map[string]Area) error {
-	if depth > maxTreeDepth {
-		return fmt.Errorf("directory tree deeper than %d", maxTreeDepth)
-	}
-	entries, err := fsys.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("read directory %s: %v", dir, err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
-			continue
-		}
-		p := path.Join(dir, name)
-		if e.IsDir() {
-			if err := walkExtents(fsys, p, depth+1, out); err != nil {
-				return err
-			}
-			continue
-		}
-		if len(out) >= maxTreeEntries {
-			return fmt.Errorf("more than %d files", maxTreeEntries)
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := info.Sys().(*iso9660.StatT)
-		if !ok {
-			return fmt.Errorf("%s: no ISO 9660 metadata", p)
-		}
-		out[p] = Area{Off: (int64(st.Location) + int64(st.ExtAttrSize)) * sectorSize, Len: info.Size()}
-	}
-	return nil
 }
 
 // isoFiles reads small files of an ISO through their recorded extents.
 type isoFiles struct {
-	f   *os.File
+	f   io.ReaderAt
 	all map[string]Area
 }
 
@@ -240,6 +173,10 @@ type ignInfo struct {
 	Length int64  `json:"length"`
 }
 
+// ignitionFiles are the files an ignition embed area may live in: the
+// ignition image, or on s390x the boot image whose initrd it extends.
+var ignitionFiles = []string{PathIgnition, PathCdboot}
+
 func (l *Layout) findIgnitionArea(look isoFiles) error {
 	info := ignInfo{File: PathIgnition}
 	if b, _, err := look.read(PathIgnInfo); err == nil {
@@ -248,10 +185,15 @@ func (l *Layout) findIgnitionArea(look isoFiles) error {
 		}
 	}
 	info.File = strings.TrimPrefix(path.Clean("/"+info.File), "/")
+	if !slices.Contains(ignitionFiles, info.File) {
+		// Writing ignition into any other file (a kernel, a boot config)
+		// would corrupt what boots.
+		return fmt.Errorf("%w: %s names %q; the ignition area must be in %s", ErrBadImage, PathIgnInfo, info.File, strings.Join(ignitionFiles, " or "))
+	}
+	l.IgnitionFile = info.File
 	a, ok := look.all[info.File]
 	if !ok {
 		// An ISO without an ignition area can still serve boot artifacts.
-		l.IgnitionFile = info.File
 		return nil
 	}
 	length := info.Length
@@ -261,7 +203,6 @@ func (l *Layout) findIgnitionArea(look isoFiles) error {
 	if info.Offset < 0 || length <= 0 || info.Offset > a.Len || length > a.Len-info.Offset {
 		return fmt.Errorf("%w: %s: area %d+%d outside %s (%d bytes)", ErrBadImage, PathIgnInfo, info.Offset, length, info.File, a.Len)
 	}
-	l.IgnitionFile = info.File
 	l.Ignition = Area{Off: a.Off + info.Offset, Len: length}
 	return nil
 }
@@ -275,18 +216,27 @@ type kargsJSON struct {
 	Size int64 `json:"size"`
 }
 
-func (l *Layout) findKargAreas(look isoFiles) {
+// findKargAreas locates the kernel-argument area of every boot config. A
+// config without one leaves KargsProblem set (the image serves without
+// kernel arguments); a config listed twice is an error.
+func (l *Layout) findKargAreas(look isoFiles) error {
 	files := defaultKargFiles
 	if b, _, err := look.read(PathKargsJSON); err == nil {
 		var kj kargsJSON
 		if err := json.Unmarshal(b, &kj); err != nil {
 			l.KargsProblem = fmt.Sprintf("%s is not valid JSON: %v", PathKargsJSON, err)
-			return
+			return nil
 		}
 		l.KargsDefault = kj.Default
 		files = files[:0:0]
 		for _, e := range kj.Files {
-			files = append(files, strings.TrimPrefix(path.Clean("/"+e.Path), "/"))
+			p := strings.TrimPrefix(path.Clean("/"+e.Path), "/")
+			if slices.Contains(files, p) {
+				// Two patches at one offset: every request with kernel
+				// arguments would fail.
+				return fmt.Errorf("%w: %s lists %s twice", ErrBadImage, PathKargsJSON, p)
+			}
+			files = append(files, p)
 		}
 	}
 	for _, p := range files {
@@ -297,27 +247,106 @@ func (l *Layout) findKargAreas(look isoFiles) {
 		if err != nil {
 			l.KargsProblem = fmt.Sprintf("%s: %v", p, err)
 			l.KargAreas = nil
-			return
+			return nil
 		}
 		m := kargMarker.FindSubmatchIndex(b)
 		if m == nil {
 			l.KargsProblem = fmt.Sprintf("no COREOS_KARG_EMBED_AREA found in %s", p)
 			l.KargAreas = nil
-			return
+			return nil
 		}
 		l.KargAreas = append(l.KargAreas, KargArea{Path: p, Area: Area{Off: a.Off + int64(m[2]), Len: int64(m[3] - m[2])}})
 	}
 	if len(l.KargAreas) == 0 && l.KargsProblem == "" {
 		l.KargsProblem = "no COREOS_KARG_EMBED_AREA found"
 	}
+	return nil
+}
+
+// embedArea is a byte range isoedge writes into, and the file holding it.
+type embedArea struct {
+	what, file string
+	Area
+}
+
+// embedAreas lists the areas requests write into: the ignition area, the
+// kernel-argument areas and the minimal ISO's ramdisk file.
+func (l *Layout) embedAreas() []embedArea {
+	var out []embedArea
+	if l.Ignition != (Area{}) {
+		out = append(out, embedArea{"ignition area", l.IgnitionFile, l.Ignition})
+	}
+	for _, k := range l.KargAreas {
+		out = append(out, embedArea{"kernel argument area", k.Path, k.Area})
+	}
+	if a, ok := l.Files[PathCustomRamdisk]; ok {
+		out = append(out, embedArea{"ramdisk area", PathCustomRamdisk, a})
+	}
+	return out
+}
+
+// checkAreas rejects a layout whose embed areas cannot be written
+// correctly: an ignition area in a file other than an ignition file, an
+// area outside its file or the image, a boot config with two areas, areas
+// that overlap each other or another file.
+func (l *Layout) checkAreas() error {
+	areas := l.embedAreas()
+	for i, a := range areas {
+		f, ok := l.Files[a.file]
+		switch {
+		case a.what == "ignition area" && !slices.Contains(ignitionFiles, a.file):
+			return fmt.Errorf("%w: ignition area in %s; it must be in %s", ErrBadImage, a.file, strings.Join(ignitionFiles, " or "))
+		case !ok:
+			return fmt.Errorf("%w: %s in %s, a file the image lacks", ErrBadImage, a.what, a.file)
+		case a.Off < f.Off || a.Len < 0 || a.Off-f.Off > f.Len || a.Len > f.Len-(a.Off-f.Off):
+			return fmt.Errorf("%w: %s %d+%d outside %s (%d+%d)", ErrBadImage, a.what, a.Off, a.Len, a.file, f.Off, f.Len)
+		case f.Off+f.Len > l.Size:
+			return fmt.Errorf("%w: %s extends past the end of the image", ErrBadImage, a.file)
+		}
+		for _, b := range areas[:i] {
+			if a.file == b.file && a.what == b.what {
+				return fmt.Errorf("%w: two %ss in %s", ErrBadImage, a.what, a.file)
+			}
+			if overlap(a.Area, b.Area) {
+				return fmt.Errorf("%w: %s in %s overlaps the %s in %s", ErrBadImage, a.what, a.file, b.what, b.file)
+			}
+		}
+		for p, other := range l.Files {
+			if p != a.file && overlap(a.Area, other) {
+				return fmt.Errorf("%w: %s in %s overlaps %s", ErrBadImage, a.what, a.file, p)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAreasClearOf rejects embed areas that overlap the image's
+// metadata: volume descriptors, path tables, directories.
+func (l *Layout) checkAreasClearOf(meta []Area) error {
+	for _, a := range l.embedAreas() {
+		for _, m := range meta {
+			if overlap(a.Area, m) {
+				return fmt.Errorf("%w: %s in %s overlaps the ISO 9660 metadata at %d+%d", ErrBadImage, a.what, a.file, m.Off, m.Len)
+			}
+		}
+	}
+	return nil
+}
+
+// overlap reports whether two byte ranges share a byte; empty ranges
+// share none.
+func overlap(a, b Area) bool {
+	return a.Len > 0 && b.Len > 0 && a.Off < b.Off+b.Len && b.Off < a.Off+a.Len
 }
 
 // ValidVolumeIDPrefixes are the volume id prefixes of CoreOS live ISOs.
 var ValidVolumeIDPrefixes = []string{"rhcos-", "fedora-coreos-", "scos-"}
 
 // Check applies the ingest checks of a downloaded base image: a CoreOS
-// volume id, and a rootfs and kernel at least as large as given (a
-// truncated download fails these even when its ISO directory is intact).
+// volume id, a rootfs and kernel at least as large as given (a truncated
+// download fails these even when its ISO directory is intact), and embed
+// areas that can be written correctly (as ParseLayout checks them, for a
+// layout decoded from storage).
 func (l *Layout) Check(minRootfs, minKernel int64) error {
 	ok := false
 	for _, p := range ValidVolumeIDPrefixes {
@@ -334,7 +363,7 @@ func (l *Layout) Check(minRootfs, minKernel int64) error {
 	if err != nil || kernel.Len < minKernel {
 		return fmt.Errorf("%w: kernel missing or smaller than %d bytes", ErrBadImage, minKernel)
 	}
-	return nil
+	return l.checkAreas()
 }
 
 // Kernel returns the extent of the kernel: images/pxeboot/vmlinuz, or

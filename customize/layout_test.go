@@ -2,6 +2,7 @@ package customize
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -441,7 +442,15 @@ func TestParseLayoutEmbedMetadata(t *testing.T) {
 		// offset + length overflows int64 and wraps negative
 		{"igninfo offset+length overflow", map[string]string{PathIgnInfo: `{"file":"images/ignition.img","offset":4611686018427387904,"length":4611686018427387904}`}, want{err: true}},
 		{"igninfo malformed", map[string]string{PathIgnInfo: `{"file":`}, want{err: true}},
-		{"igninfo names a missing file", map[string]string{PathIgnInfo: `{"file":"images/nope.img"}`}, want{ign: Area{-1, 0}, kargAreas: 2}},
+		// Only the ignition image (or s390x cdboot.img) may hold the area:
+		// anything else would be corrupted by every request.
+		{"igninfo names another file", map[string]string{PathIgnInfo: `{"file":"images/nope.img"}`}, want{err: true}},
+		{"igninfo names the kernel", map[string]string{PathIgnInfo: `{"file":"images/pxeboot/vmlinuz"}`}, want{err: true}},
+		{"igninfo names a boot config", map[string]string{PathIgnInfo: `{"file":"EFI/redhat/grub.cfg","offset":0,"length":10}`}, want{err: true}},
+		{"igninfo names kargs.json", map[string]string{PathIgnInfo: `{"file":"/coreos/../coreos/kargs.json"}`}, want{err: true}},
+		{"igninfo names an absent cdboot.img", map[string]string{PathIgnInfo: `{"file":"images/cdboot.img"}`}, want{ign: Area{-1, 0}, kargAreas: 2}},
+		{"kargs.json lists a file twice", map[string]string{PathKargsJSON: `{"default":"x","files":[{"path":"EFI/redhat/grub.cfg"},{"path":"isolinux/isolinux.cfg"},{"path":"EFI/redhat/grub.cfg"}],"size":1029}`}, want{err: true}},
+		{"kargs.json lists a file twice, spelled apart", map[string]string{PathKargsJSON: `{"default":"x","files":[{"path":"EFI/redhat/grub.cfg"},{"path":"/EFI//redhat/./grub.cfg"}],"size":1029}`}, want{err: true}},
 		{"kargs.json malformed", map[string]string{PathKargsJSON: `{"files":[`}, want{ign: Area{0, ignSize}}},
 		{"kargs.json names a missing file", map[string]string{PathKargsJSON: `{"default":"x","files":[{"path":"EFI/redhat/grub.cfg"},{"path":"nope.cfg"}],"size":1029}`}, want{ign: Area{0, ignSize}}},
 		{"kargs.json names a file without marker", map[string]string{PathKargsJSON: `{"default":"x","files":[{"path":"coreos/features.json"}],"size":1029}`}, want{ign: Area{0, ignSize}}},
@@ -584,14 +593,154 @@ func FuzzParseLayout(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Add([]byte{})
+	for _, c := range craftedISOs {
+		f.Add(c.make())
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		l, err := safeParse(t, t.TempDir(), b)
+		// In memory: a file per input would make the fuzzer disk-bound.
+		l, err := parseLayout(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			if l != nil {
 				t.Errorf("layout returned with error %v", err)
 			}
+			if !errors.Is(err, ErrBadImage) {
+				t.Errorf("error %v does not wrap ErrBadImage", err)
+			}
 			return
+		}
+		// An accepted layout passes the ingest checks of its areas.
+		if err := l.checkAreas(); err != nil {
+			t.Errorf("accepted layout fails checkAreas: %v", err)
 		}
 		checkLayoutBounds(t, l, int64(len(b)))
 	})
+}
+
+// patchRecord points the primary-volume directory record of the ISO 9660
+// name isoName (e.g. "IGNITION.IMG;1") at lba and sets its length, in
+// place. xorriso writes each such name once.
+func patchRecord(t testing.TB, img []byte, isoName string, lba, length uint32) {
+	t.Helper()
+	needle := append([]byte{byte(len(isoName))}, isoName...)
+	i := bytes.Index(img, needle)
+	if i < 32 || bytes.Count(img, needle) != 1 {
+		t.Fatalf("record %q: found %d times", isoName, bytes.Count(img, needle))
+	}
+	rec := img[i-32:]
+	binary.LittleEndian.PutUint32(rec[2:], lba)
+	binary.BigEndian.PutUint32(rec[6:], lba)
+	binary.LittleEndian.PutUint32(rec[10:], length)
+	binary.BigEndian.PutUint32(rec[14:], length)
+}
+
+// TestParseLayoutRejectsOverlaps: an embed area that shares bytes with
+// another file, another area or the ISO's own metadata would corrupt it
+// on every request.
+func TestParseLayoutRejectsOverlaps(t *testing.T) {
+	iso, _ := fixture.Build(t, t.TempDir(), fixture.Options{})
+	good, err := os.ReadFile(iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernelOff, _ := fixture.ISOOffset(t, iso, PathVmlinuz)
+	grubOff, grubLen := fixture.ISOOffset(t, iso, "EFI/redhat/grub.cfg")
+	cases := []struct {
+		name string
+		edit func([]byte)
+		want string
+	}{
+		{"ignition image over the kernel", func(b []byte) {
+			patchRecord(t, b, "IGNITION.IMG;1", uint32(kernelOff/sectorSize), fixture.IgnitionAreaSize)
+		}, "ignition area in images/ignition.img overlaps"},
+		{"isolinux.cfg over grub.cfg", func(b []byte) {
+			patchRecord(t, b, "ISOLINUX.CFG;1", uint32(grubOff/sectorSize), uint32(grubLen))
+		}, "kernel argument area in EFI/redhat/grub.cfg overlaps isolinux/isolinux.cfg"},
+		{"ignition image over the volume descriptors", func(b []byte) {
+			patchRecord(t, b, "IGNITION.IMG;1", 16, sectorSize)
+		}, "overlaps the ISO 9660 metadata"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(good)
+			tc.edit(b)
+			l, err := safeParse(t, t.TempDir(), b)
+			if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrBadImage naming %q (layout %+v)", err, tc.want, l)
+			}
+		})
+	}
+
+	// An ignition image whose extent is its own directory's sector.
+	c := newCraftISO(24, 18, sectorSize)
+	c.dir(18, suspSP(), craftRecord("IMAGES", 19, sectorSize, recDir, suspNM("images")))
+	c.dir(19, nil, craftRecord("IGNITION.IMG;1", 19, sectorSize, 0, suspNM("ignition.img")))
+	l, err := safeParse(t, t.TempDir(), c.b)
+	if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "overlaps the ISO 9660 metadata") {
+		t.Errorf("ignition image over its directory: err = %v (layout %+v)", err, l)
+	}
+	// The same image with the file in a sector of its own parses.
+	c.dir(19, nil, craftRecord("IGNITION.IMG;1", 20, sectorSize, 0, suspNM("ignition.img")))
+	if l, err := safeParse(t, t.TempDir(), c.b); err != nil || l.Ignition != (Area{Off: 20 * sectorSize, Len: sectorSize}) {
+		t.Errorf("ignition image in its own sector: %+v, %v", l, err)
+	}
+}
+
+// TestLayoutCheckAreas: Check rejects what ParseLayout would, for layouts
+// decoded from storage.
+func TestLayoutCheckAreas(t *testing.T) {
+	base := func() *Layout {
+		return &Layout{
+			Size:     1 << 20,
+			VolumeID: "rhcos-1",
+			Files: map[string]Area{
+				PathRootfs:              {Off: 0x10000, Len: 0x1000},
+				PathVmlinuz:             {Off: 0x20000, Len: 0x1000},
+				PathIgnition:            {Off: 0x30000, Len: 0x1000},
+				"EFI/redhat/grub.cfg":   {Off: 0x40000, Len: 0x800},
+				"isolinux/isolinux.cfg": {Off: 0x41000, Len: 0x800},
+			},
+			IgnitionFile: PathIgnition,
+			Ignition:     Area{Off: 0x30000, Len: 0x1000},
+			KargAreas: []KargArea{
+				{Path: "EFI/redhat/grub.cfg", Area: Area{Off: 0x40100, Len: 0x400}},
+				{Path: "isolinux/isolinux.cfg", Area: Area{Off: 0x41100, Len: 0x400}},
+			},
+		}
+	}
+	if err := base().Check(1, 1); err != nil {
+		t.Fatalf("valid layout: %v", err)
+	}
+	cases := map[string]func(l *Layout){
+		"ignition in the kernel": func(l *Layout) {
+			l.IgnitionFile, l.Ignition = PathVmlinuz, l.Files[PathVmlinuz]
+		},
+		"ignition area outside its file": func(l *Layout) { l.Ignition.Len++ },
+		"ignition area before its file":  func(l *Layout) { l.Ignition.Off-- },
+		"ignition file missing":          func(l *Layout) { delete(l.Files, PathIgnition) },
+		"ignition file past the image":   func(l *Layout) { l.Size = 0x30800 },
+		"karg area outside its file":     func(l *Layout) { l.KargAreas[0].Len = 0x701 },
+		"karg area of a missing file":    func(l *Layout) { l.KargAreas[1].Path = "boot/grub/grub.cfg" },
+		"karg file listed twice":         func(l *Layout) { l.KargAreas = append(l.KargAreas, l.KargAreas[0]) },
+		"karg areas overlapping": func(l *Layout) {
+			l.Files["isolinux/isolinux.cfg"] = l.Files["EFI/redhat/grub.cfg"]
+			l.KargAreas[1].Area = l.KargAreas[0].Area
+		},
+		"karg area in the ignition image":     func(l *Layout) { l.KargAreas[0] = KargArea{Path: PathIgnition, Area: Area{Off: 0x30010, Len: 4}} },
+		"ignition image overlapping a file":   func(l *Layout) { l.Files["other"] = Area{Off: 0x30fff, Len: 2} },
+		"ramdisk file overlapping the kernel": func(l *Layout) { l.Files[PathCustomRamdisk] = Area{Off: 0x20800, Len: 0x1000} },
+	}
+	for name, edit := range cases {
+		l := base()
+		edit(l)
+		if err := l.Check(1, 1); !errors.Is(err, ErrBadImage) {
+			t.Errorf("%s: Check = %v, want ErrBadImage", name, err)
+		}
+	}
+	// Empty files may sit anywhere, and a ramdisk file of its own is fine.
+	l := base()
+	l.Files["empty"] = Area{Off: 0x30000, Len: 0}
+	l.Files[PathCustomRamdisk] = Area{Off: 0x50000, Len: 0x1000}
+	if err := l.Check(1, 1); err != nil {
+		t.Errorf("empty file inside the ignition area: %v", err)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -45,8 +44,6 @@ const (
 	minimalIsoCfg    = "isolinux/isolinux.cfg"
 	minimalEfiboot   = "images/efiboot.img"
 	minimalCatalog   = "boot.catalog"
-	minimalMaxTree   = 16
-	minimalMaxFiles  = 4096
 	minimalSizeSlack = 8 << 20
 )
 
@@ -185,13 +182,19 @@ func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error)
 	if err = tmp.Truncate(size); err != nil {
 		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}
-	fsys, err := iso9660.Create(file.New(tmp, false), size, 0, sectorSize, tree)
+	// The tree (names, links, boot files) came from the base image.
+	err = diskfsCall("minimal ISO", func() error {
+		fsys, err := iso9660.Create(file.New(tmp, false), size, 0, sectorSize, tree)
+		if err != nil {
+			return fmt.Errorf("create filesystem: %w", err)
+		}
+		if err := fsys.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: volumeID, ElTorito: et}); err != nil {
+			return fmt.Errorf("finalize: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("customize: minimal ISO: create filesystem: %w", err)
-	}
-	err = fsys.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: volumeID, ElTorito: et})
-	if err != nil {
-		return fmt.Errorf("customize: minimal ISO: finalize: %w", err)
+		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}
 	if err = trimToVolume(tmp, size); err != nil {
 		return fmt.Errorf("customize: minimal ISO: %w", err)
@@ -199,86 +202,40 @@ func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error)
 	return CommitFile(tmp, outPath)
 }
 
-// minimalExtract copies every directory and file of the ISO except
-// images/pxeboot/rootfs.img into dir.
-func minimalExtract(full *os.File, size int64, dir string) (err error) {
-	// go-diskfs can panic on malformed directory records.
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: read ISO 9660: %v", ErrBadImage, r)
-		}
-	}()
-	fsys, err := iso9660.Read(file.New(full, true), size, 0, sectorSize)
+// minimalExtract copies every directory, regular file and symbolic link
+// of the ISO except images/pxeboot/rootfs.img into dir. The tree is read
+// with the same bounds as ParseLayout.
+func minimalExtract(full *os.File, size int64, dir string) error {
+	tree, err := readISOTree(full, size, defaultISOLimits)
 	if err != nil {
-		return fmt.Errorf("%w: read ISO 9660: %v", ErrBadImage, err)
+		return err
 	}
-	files := 0
-	var walk func(isoDir, dst string, depth int) error
-	walk = func(isoDir, dst string, depth int) error {
-		if depth > minimalMaxTree {
-			return fmt.Errorf("%w: directory tree deeper than %d", ErrBadImage, minimalMaxTree)
-		}
-		entries, err := fsys.ReadDir(isoDir)
-		if err != nil {
-			return fmt.Errorf("%w: read directory %s: %v", ErrBadImage, isoDir, err)
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
-				continue
+	for _, e := range tree.Entries {
+		target := filepath.Join(dir, filepath.FromSlash(e.Path))
+		perm := e.Mode.Perm()
+		switch {
+		case e.Mode.IsDir():
+			// We must be able to write into it.
+			if err := os.Mkdir(target, perm|0o700); err != nil {
+				return fmt.Errorf("customize: minimal ISO: %w", err)
 			}
-			if files++; files > minimalMaxFiles {
-				return fmt.Errorf("%w: more than %d files", ErrBadImage, minimalMaxFiles)
+		case e.Mode&fs.ModeSymlink != 0:
+			if err := os.Symlink(e.Target, target); err != nil {
+				return fmt.Errorf("customize: minimal ISO: %w", err)
 			}
-			p := path.Join(isoDir, name)
-			rel := strings.TrimPrefix(p, "./")
-			target := filepath.Join(dst, name)
-			info, err := e.Info()
-			if err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrBadImage, rel, err)
+		case e.Path == PathRootfs:
+			// dropped from the minimal ISO; not worth copying
+		case e.Mode.IsRegular():
+			if perm == 0 {
+				perm = 0o644
 			}
-			perm := info.Mode().Perm()
-			switch {
-			case e.IsDir():
-				if perm&0o700 != 0o700 {
-					perm |= 0o700 // we must be able to write into it
-				}
-				if err := os.Mkdir(target, perm); err != nil {
-					return fmt.Errorf("customize: minimal ISO: %w", err)
-				}
-				if err := walk(p, target, depth+1); err != nil {
-					return err
-				}
-			case info.Mode()&fs.ModeSymlink != 0:
-				st, ok := info.Sys().(*iso9660.StatT)
-				if !ok || st.LinkTarget == "" {
-					return fmt.Errorf("%w: %s: unreadable symbolic link", ErrBadImage, rel)
-				}
-				if err := os.Symlink(st.LinkTarget, target); err != nil {
-					return fmt.Errorf("customize: minimal ISO: %w", err)
-				}
-			case rel == PathRootfs:
-				// dropped from the minimal ISO; not worth copying
-			default:
-				st, ok := info.Sys().(*iso9660.StatT)
-				if !ok {
-					return fmt.Errorf("%w: %s: no ISO 9660 metadata", ErrBadImage, rel)
-				}
-				off := (int64(st.Location) + int64(st.ExtAttrSize)) * sectorSize
-				if off < 0 || info.Size() < 0 || off+info.Size() > size {
-					return fmt.Errorf("%w: %s extends past the end of the image", ErrBadImage, rel)
-				}
-				if perm == 0 {
-					perm = 0o644
-				}
-				if err := minimalCopy(target, io.NewSectionReader(full, off, info.Size()), perm|0o200); err != nil {
-					return err
-				}
+			if err := minimalCopy(target, io.NewSectionReader(full, e.Extent.Off, e.Extent.Len), perm|0o200); err != nil {
+				return err
 			}
 		}
-		return nil
+		// Device nodes, pipes and sockets have no place on a boot medium.
 	}
-	return walk(".", dir, 0)
+	return nil
 }
 
 func minimalCopy(dst string, r io.Reader, perm fs.FileMode) error {

@@ -326,13 +326,12 @@ func findNmstatectl(t rootTree) (string, error) {
 // squashTree reads a squashfs member of the ISO in place with go-diskfs.
 type squashTree struct{ fs *squashfs.FileSystem }
 
-func openSquashTree(iso *os.File, member Area) (t *squashTree, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			t, err = nil, fmt.Errorf("%w: unreadable root.squashfs: %v", ErrBadImage, r)
-		}
-	}()
-	fsys, err := squashfs.Read(file.New(iso, true), member.Len, member.Off, 0)
+func openSquashTree(iso *os.File, member Area) (*squashTree, error) {
+	var fsys *squashfs.FileSystem
+	err := diskfsCall("root.squashfs", func() (err error) {
+		fsys, err = squashfs.Read(file.New(iso, true), member.Len, member.Off, 0)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: read root.squashfs: %v", ErrBadImage, err)
 	}
@@ -340,38 +339,36 @@ func openSquashTree(iso *os.File, member Area) (t *squashTree, err error) {
 	return &squashTree{fs: fsys}, nil
 }
 
-func (s *squashTree) list(dir string) (out []treeEntry, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("%w: unreadable root.squashfs directory %s: %v", ErrBadImage, dir, r)
+func (s *squashTree) list(dir string) ([]treeEntry, error) {
+	var out []treeEntry
+	err := diskfsCall("root.squashfs directory "+dir, func() error {
+		ents, err := s.fs.ReadDir(dir)
+		if err != nil {
+			return err
 		}
-	}()
-	ents, err := s.fs.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	out = make([]treeEntry, 0, len(ents))
-	for _, e := range ents {
-		out = append(out, treeEntry{name: e.Name(), dir: e.IsDir(), regular: e.Type().IsRegular()})
-	}
-	return out, nil
+		out = make([]treeEntry, 0, len(ents))
+		for _, e := range ents {
+			out = append(out, treeEntry{name: e.Name(), dir: e.IsDir(), regular: e.Type().IsRegular()})
+		}
+		return nil
+	})
+	return out, err
 }
 
-func (s *squashTree) read(p string) (b []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("%w: unreadable root.squashfs file %s: %v", ErrBadImage, p, r)
+func (s *squashTree) read(p string) ([]byte, error) {
+	var b []byte
+	err := diskfsCall("root.squashfs file "+p, func() error {
+		f, err := s.fs.Open(p)
+		if err != nil {
+			return err
 		}
-	}()
-	f, err := s.fs.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err = io.ReadAll(io.LimitReader(f, maxNmstatectl+1))
-	if err == nil && len(b) > maxNmstatectl {
-		err = fmt.Errorf("larger than %d bytes", maxNmstatectl)
-	}
+		defer f.Close()
+		b, err = io.ReadAll(io.LimitReader(f, maxNmstatectl+1))
+		if err == nil && len(b) > maxNmstatectl {
+			err = fmt.Errorf("larger than %d bytes", maxNmstatectl)
+		}
+		return err
+	})
 	return b, err
 }
 

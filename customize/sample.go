@@ -12,6 +12,7 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/isoedge/isoedge/customize/newc"
 )
 
 // SampleVolumeID is the volume id of the built-in sample image.
@@ -149,10 +150,13 @@ func sampleFiles() ([]sampleFile, error) {
 		return nil, fmt.Errorf("sample iso: %w", err)
 	}
 
-	initrdCPIO := sampleCPIO([]sampleCPIOEntry{
-		{name: "etc", mode: 0o040755},
-		{name: "etc/coreos-live-initramfs", mode: 0o100644, data: []byte(SampleVolumeID + "\n")},
-	})
+	initrdCPIO, err := sampleCPIO(
+		newc.Entry{Name: "etc", Mode: newc.TypeDir | 0o755},
+		newc.Entry{Name: "etc/coreos-live-initramfs", Mode: newc.TypeRegular | 0o644, Data: []byte(SampleVolumeID + "\n")},
+	)
+	if err != nil {
+		return nil, err
+	}
 	var initrd bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&initrd, gzip.BestCompression)
 	if err != nil {
@@ -174,7 +178,10 @@ func sampleFiles() ([]sampleFile, error) {
 	const rootfsOverhead = 124 + 124 // root.squashfs header+name, trailer
 	squash := sampleBytes(sampleRootfsSize-rootfsOverhead, 2)
 	copy(squash, "hsqs")
-	rootfs := sampleCPIO([]sampleCPIOEntry{{name: "root.squashfs", mode: 0o100644, data: squash}})
+	rootfs, err := sampleCPIO(newc.Entry{Name: "root.squashfs", Mode: newc.TypeRegular | 0o644, Data: squash})
+	if err != nil {
+		return nil, err
+	}
 
 	features := "{\n  \"installer-config\": true,\n  \"installer-config-directives\": {\n    \"console\": true\n  },\n  \"live-initrd-network\": true\n}\n"
 
@@ -226,39 +233,17 @@ func sampleBytes(n int, seed byte) []byte {
 	return b
 }
 
-type sampleCPIOEntry struct {
-	name string
-	mode uint32 // full st_mode, e.g. 0o100644 or 0o040755
-	data []byte
-}
-
-// sampleCPIO returns a newc ("070701") archive of entries followed by the
-// TRAILER!!! entry: ino/uid/gid/mtime/dev zero, nlink 1 (2 for
-// directories), header+name and data each padded to 4 bytes, no block
-// padding.
-func sampleCPIO(entries []sampleCPIOEntry) []byte {
+// sampleCPIO returns the newc archive of entries.
+func sampleCPIO(entries ...newc.Entry) ([]byte, error) {
 	var b bytes.Buffer
-	pad := func() {
-		for b.Len()%4 != 0 {
-			b.WriteByte(0)
-		}
-	}
-	hdr := func(name string, mode uint32, size, nlink int) {
-		fmt.Fprintf(&b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-			0, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, len(name)+1, 0)
-		b.WriteString(name)
-		b.WriteByte(0)
-		pad()
-	}
+	w := newc.NewWriter(&b)
 	for _, e := range entries {
-		nlink := 1
-		if e.mode&0o170000 == 0o040000 {
-			nlink = 2
+		if err := w.Add(e); err != nil {
+			return nil, fmt.Errorf("sample iso: %w", err)
 		}
-		hdr(e.name, e.mode, len(e.data), nlink)
-		b.Write(e.data)
-		pad()
 	}
-	hdr("TRAILER!!!", 0, 0, 1)
-	return b.Bytes()
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	return b.Bytes(), nil
 }

@@ -140,32 +140,6 @@ func TestBuildSampleISO(t *testing.T) {
 	}
 }
 
-func TestSampleCPIO(t *testing.T) {
-	if _, err := exec.LookPath("cpio"); err != nil {
-		t.Skip("cpio not installed")
-	}
-	a := sampleCPIO([]sampleCPIOEntry{
-		{name: "etc", mode: 0o040755},
-		{name: "etc/x", mode: 0o100600, data: []byte("abcde")},
-		{name: "y", mode: 0o100644},
-	})
-	if len(a)%4 != 0 {
-		t.Errorf("length %d", len(a))
-	}
-	cmd := exec.Command("cpio", "-itv", "--quiet")
-	cmd.Stdin = bytes.NewReader(a)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("cpio -t: %v\n%s", err, out)
-	}
-	s := string(out)
-	for _, want := range []string{"drwxr-xr-x", " etc\n", "-rw-------", " 5 ", " etc/x\n", " y\n"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("cpio -tv output lacks %q:\n%s", want, s)
-		}
-	}
-}
-
 func TestBuildSampleISOErrors(t *testing.T) {
 	dir := t.TempDir()
 	iso := filepath.Join(dir, "sample.iso")

@@ -38,6 +38,13 @@ const (
 	serialTail   = 200
 )
 
+// extraKargs are the InfraEnv's kernel arguments: plain ones and ones with
+// every punctuation character customize.CheckKernelArgument accepts. Each
+// boot must show them on /proc/cmdline byte for byte, at the end, in order.
+// (Quoted values are refused: GRUB turns y="p q" into "y=p q" and
+// a"b"c into abc, while isolinux passes them on as written.)
+var extraKargs = []string{extraKarg, "a=b,c", "x=1:2/3", "isoedge.punct=a-b_c.d,e:f/g=h+i@j%k~l"}
+
 // ---------------------------------------------------------------------------
 // Fake assisted-service
 
@@ -66,10 +73,14 @@ func fakeIgnition(isoType string) []byte {
 // assisted-service sends it).
 func fakeRamdisk() []byte {
 	conn := "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=manual\naddress1=192.0.2.10/24,192.0.2.1\n"
-	gz, err := gzipBytes(newcArchive(withParents([]cpioEntry{
+	raw, err := newcArchive([]cpioEntry{
 		{Name: "etc/assisted/network/host0/eth0.nmconnection", Mode: modeFile | 0o600, Data: []byte(conn)},
 		{Name: "etc/assisted/network/host0/mac_interface.ini", Mode: modeFile | 0o600, Data: []byte("52:54:00:12:34:56=eth0\n")},
-	})))
+	})
+	if err != nil {
+		panic(err)
+	}
+	gz, err := gzipBytes(raw)
 	if err != nil {
 		panic(err)
 	}
@@ -114,7 +125,7 @@ func newFakeAS(t *testing.T) *fakeAS {
 			_ = json.NewEncoder(w).Encode(map[string]any{
 				"id":               infraEnvID,
 				"name":             "isoedge-e2e",
-				"kernel_arguments": `[{"operation":"append","value":"` + extraKarg + `"}]`,
+				"kernel_arguments": kernelArgumentsJSON(extraKargs),
 			})
 		default:
 			http.NotFound(w, r)
@@ -122,6 +133,20 @@ func newFakeAS(t *testing.T) *fakeAS {
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// kernelArgumentsJSON is assisted-service's kernel_arguments: a string
+// holding a JSON list of append operations.
+func kernelArgumentsJSON(kargs []string) string {
+	ops := make([]map[string]string, len(kargs))
+	for i, k := range kargs {
+		ops[i] = map[string]string{"operation": "append", "value": k}
+	}
+	b, err := json.Marshal(ops)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 func (f *fakeAS) callLog() string {
@@ -447,6 +472,16 @@ func checkCmdline(t *testing.T, name string, r *bootResult, want, notWant []stri
 	}
 }
 
+// checkKargsExact asserts the kernel command line ends with the extra
+// kernel arguments exactly as the InfraEnv gave them.
+func checkKargsExact(t *testing.T, name string, r *bootResult) {
+	t.Helper()
+	t.Logf("%s: /proc/cmdline %q", name, r.cmdline)
+	if want := " " + strings.Join(extraKargs, " "); !strings.HasSuffix(r.cmdline, want) {
+		t.Errorf("%s: kernel command line %q does not end with %q", name, r.cmdline, want)
+	}
+}
+
 func checkFile(t *testing.T, name string, r *bootResult, want string) {
 	t.Helper()
 	for _, f := range r.files {
@@ -639,6 +674,7 @@ func TestBoot(t *testing.T) {
 		record(t.Name(), r)
 		checkIgnition(t, "full.iso BIOS", r, fullIgn)
 		checkCmdline(t, "full.iso BIOS", r, []string{extraKarg, liveISO, "ignition.firstboot"}, nil)
+		checkKargsExact(t, "full.iso BIOS", r)
 		checkNoFiles(t, "full.iso BIOS", r)
 		checkNmstate(t, "full.iso BIOS", r, nmstateAbsent, nil)
 	})
@@ -647,6 +683,7 @@ func TestBoot(t *testing.T) {
 		record(t.Name(), r)
 		checkIgnition(t, "full.iso UEFI", r, fullIgn)
 		checkCmdline(t, "full.iso UEFI", r, []string{extraKarg, liveISO, "ignition.firstboot"}, nil)
+		checkKargsExact(t, "full.iso UEFI", r)
 		checkNoFiles(t, "full.iso UEFI", r)
 		checkNmstate(t, "full.iso UEFI", r, nmstateAbsent, nil)
 	})
@@ -655,6 +692,7 @@ func TestBoot(t *testing.T) {
 		record(t.Name(), r)
 		checkIgnition(t, "minimal.iso BIOS", r, minimalIgn)
 		checkCmdline(t, "minimal.iso BIOS", r, []string{extraKarg, "coreos.live.rootfs_url=", "ignition.firstboot"}, []string{"coreos.liveiso="})
+		checkKargsExact(t, "minimal.iso BIOS", r)
 		checkFile(t, "minimal.iso BIOS", r, networkFile)
 		checkRootfsURL(t, "minimal.iso BIOS", r, iso.Rootfs)
 		checkNmstate(t, "minimal.iso BIOS", r, nmstate, iso.Nmstatectl)
@@ -664,6 +702,7 @@ func TestBoot(t *testing.T) {
 		record(t.Name(), r)
 		checkIgnition(t, "minimal.iso UEFI", r, minimalIgn)
 		checkCmdline(t, "minimal.iso UEFI", r, []string{extraKarg, "coreos.live.rootfs_url=", "ignition.firstboot"}, []string{"coreos.liveiso="})
+		checkKargsExact(t, "minimal.iso UEFI", r)
 		checkFile(t, "minimal.iso UEFI", r, networkFile)
 		checkRootfsURL(t, "minimal.iso UEFI", r, iso.Rootfs)
 		checkNmstate(t, "minimal.iso UEFI", r, nmstate, iso.Nmstatectl)
@@ -687,12 +726,13 @@ func TestBoot(t *testing.T) {
 			"coreos.live.rootfs_url=" + srv.url + "/boot-artifacts/rootfs?" + q,
 			"random.trust_cpu=on rd.luks.options=discard ignition.firstboot ignition.platform.id=metal",
 			"console=ttyS0 panic=-1",
-			extraKarg,
+			strings.Join(extraKargs, " "),
 		}, " ")
 		r := boot(t, work, "pxe", "-kernel", kernel, "-initrd", initrd, "-append", appendLine)
 		record(t.Name(), r)
 		checkIgnition(t, "PXE", r, pxeIgn)
 		checkCmdline(t, "PXE", r, []string{extraKarg, "coreos.live.rootfs_url="}, nil)
+		checkKargsExact(t, "PXE", r)
 		checkFile(t, "PXE", r, networkFile)
 		checkRootfsURL(t, "PXE", r, iso.Rootfs)
 		checkNmstate(t, "PXE", r, nmstate, iso.Nmstatectl)

@@ -123,7 +123,7 @@ func buildRootfs(work string) ([]byte, error) {
 	return newcArchive([]cpioEntry{
 		{Name: "root.squashfs", Mode: modeFile | 0o644, Data: b},
 		{Name: "etc/coreos-live-rootfs", Mode: modeFile | 0o644, Data: []byte(BootVolumeID + "\n")},
-	}), nil
+	})
 }
 
 // embedAreaLine is the marker line following the kernel command line.
@@ -241,7 +241,7 @@ func BuildInitrd() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read busybox (install busybox-static): %w", err)
 	}
-	entries := withParents([]cpioEntry{
+	raw, err := newcArchive([]cpioEntry{
 		{Name: "proc", Mode: modeDir | 0o555},
 		{Name: "sys", Mode: modeDir | 0o555},
 		{Name: "tmp", Mode: modeDir | 0o1777},
@@ -253,7 +253,10 @@ func BuildInitrd() ([]byte, error) {
 		{Name: "etc/isoedge-e2e", Mode: modeFile | 0o644, Data: []byte(BootVolumeID + "\n")},
 		{Name: "init", Mode: modeFile | 0o755, Data: []byte(initScript)},
 	})
-	gz, err := gzipBytes(newcArchive(entries))
+	if err != nil {
+		return nil, err
+	}
+	gz, err := gzipBytes(raw)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,9 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusServiceUnavailable, "too many requests waiting on assisted-service"
 	case errors.Is(err, catalog.ErrNotReady):
 		return fasthttp.StatusServiceUnavailable, "image is not ready yet"
-	case errors.Is(err, customize.ErrTooLarge), errors.Is(err, customize.ErrNoEmbedArea), errors.Is(err, customize.ErrNoFile), errors.Is(err, customize.ErrBadKarg):
+	case errors.Is(err, customize.ErrBadKarg):
+		return fasthttp.StatusBadRequest, err.Error()
+	case errors.Is(err, customize.ErrTooLarge), errors.Is(err, customize.ErrNoEmbedArea), errors.Is(err, customize.ErrNoFile):
 		return fasthttp.StatusInternalServerError, err.Error()
 	}
 	return fasthttp.StatusInternalServerError, "internal error"

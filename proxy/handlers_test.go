@@ -122,6 +122,7 @@ func TestStatusTable(t *testing.T) {
 		{name: "kargs on s390x", path: "/byid/" + testID + "/4.18/s390x/full.iso", src: func(s *fakeSource) { s.kargs = []string{"rd.neednet=1"} }, code: 400, body: "kargs cannot be modified in s390x architecture ISOs\n"},
 		{name: "kargs on s390x long URL", path: long + "?version=4.18&arch=s390x&type=disconnected-iso", src: func(s *fakeSource) { s.kargs = []string{"a"} }, code: 400, body: "kargs cannot be modified in s390x architecture ISOs\n"},
 		{name: "no kargs on s390x", path: "/byid/" + testID + "/4.18/s390x/full.iso", code: 200, body: anyBody},
+		{name: "karg that would change the boot config", path: iso, src: func(s *fakeSource) { s.kargs = []string{"ok=1", "x=1;linux /evil"} }, code: 400, body: `customize: invalid kernel argument "x=1;linux /evil": ';' is not allowed (only ASCII letters, digits and -_.,:/=+@%~)` + "\n"},
 
 		// Ranges and conditionals.
 		{name: "range", path: kernel + "?version=4.18", hdr: map[string]string{"Range": "bytes=0-9"}, code: 206, body: anyBody, header: map[string]string{"Content-Range": fmt.Sprintf("bytes 0-9/%d", extVmlinuz.Len), "Content-Length": "10"}},
