@@ -300,8 +300,8 @@ func cliCustomize(args []string, initrd bool, stdout io.Writer) error {
 		return usagef("%s needs --ignition FILE", name)
 	}
 	for _, k := range kargs {
-		if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "\n\r") {
-			return usagef("bad --karg %q: empty or multi-line", k)
+		if err := customize.CheckKernelArgument(k); err != nil {
+			return usagef("bad --karg: %v", err)
 		}
 	}
 	f, l, err := openISO(pos[0])
