@@ -116,14 +116,15 @@ func (c *Catalog) scrubPass(ctx context.Context) {
 			}
 			s.ok.Inc()
 		case errors.Is(err, cache.ErrDigestMismatch):
-			s.damaged.Inc()
-			s.mu.Lock()
-			s.corrupt++
-			s.mu.Unlock()
 			if qerr := c.cfg.Store.Quarantine(d); qerr != nil {
 				c.log.Error("scrub: quarantining a damaged blob", zap.String("digest", d.String()), zap.Error(qerr))
 			}
 			c.blobGone(d, "stored bytes no longer match their digest (found by the scrub)")
+			// Counted once nothing resolves to the blob any more.
+			s.damaged.Inc()
+			s.mu.Lock()
+			s.corrupt++
+			s.mu.Unlock()
 		case errors.Is(err, cache.ErrNotFound), ctx.Err() != nil:
 			// Removed meanwhile (eviction), or stopping.
 		default:
