@@ -6,7 +6,7 @@ PORT    ?= 8080
 # Packages with concurrency run under the race detector.
 RACE_PKGS = ./cache/ ./catalog/ ./upstream/ ./proxy/
 
-.PHONY: all build run test test-race vet fmt bench fuzz image e2e clean
+.PHONY: all build run test test-race vet fmt bench fuzz image e2e abuse clean
 
 all: build
 
@@ -39,6 +39,16 @@ test: vet
 # in qemu (TCG) and checks what the guest received; see e2e/README.md.
 e2e:
 	$(GO) test -tags e2e -count=1 -timeout 20m -v ./e2e/
+
+# The attacker's suite (abuse/, build tag "abuse"): the binary (ISOEDGE_BIN,
+# else built from this tree) against hostile mirrors and a hostile
+# assisted-service, then the 20,000-InfraEnv scale benchmark once. Both run
+# even if the first fails.
+abuse:
+	@status=0; \
+	$(GO) test -tags abuse -count=1 -timeout 30m -parallel 4 -v ./abuse/ || status=1; \
+	$(GO) test -tags abuse -count=1 -timeout 30m -v -run '^$$' -bench '^BenchmarkScaleInfraEnvs$$' -benchtime=1x ./abuse/ || status=1; \
+	exit $$status
 
 # Server CPU per GB against a plain sendfile server, same run.
 bench:
