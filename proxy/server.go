@@ -35,7 +35,7 @@ type Server struct {
 	snaps   *snapshots
 	router  *router.Router
 
-	files *openFiles
+	files *filePool
 	stats *bodyStats
 }
 
@@ -56,7 +56,7 @@ func New(o Options) *Server {
 		set:     o.Metrics,
 		metrics: newServerMetrics(o.Metrics),
 		limit:   newLimiter(o.Config.MaxConcurrentRequests, o.Config.RequestWait),
-		files:   newOpenFiles(o.Store),
+		files:   newFilePool(storeOpener(o.Store), maxIdleFiles),
 		stats:   newBodyStats(o.Metrics),
 	}
 	snaps, err := newSnapshots(o.Config.IgnitionCacheTTL)
@@ -73,7 +73,7 @@ func New(o Options) *Server {
 // budget must not evict it.
 func (s *Server) InUse(d cache.Digest) bool { return s.files.inUse(d) }
 
-// Forget closes blob d's shared file once its last response is done; call
+// Forget closes blob d's open files, each once its response is done; call
 // it when the blob is removed from the store.
 func (s *Server) Forget(d cache.Digest) { s.files.forget(d) }
 
