@@ -16,14 +16,17 @@ import "sync"
 //
 // A client that stops reading leaves its stream blocked inside Write with
 // its chunk, so the number of big chunks out at once is bounded
-// (maxBigChunks, about 17 MiB in all); a stream that finds none free
-// writes a small chunk instead — more calls per byte, never wrong. A
-// chunk is taken for one Write and given back after it, so a slow stream
-// does not keep a big chunk between writes.
+// (maxBigChunks, 8.25 MiB in all, and as many TLS batches); a stream that
+// finds none free writes a small chunk, one TLS record, instead — more
+// calls per byte, never wrong. A chunk is taken for one Write and given
+// back after it, so a slow stream does not keep a big chunk between
+// writes. Writes that do not wait on a slow client finish in a fraction of
+// a millisecond, so on a few cores a few dozen big chunks keep every fast
+// stream on the fast path.
 const (
 	bigChunk     = 256<<10 + 8<<10
-	smallChunk   = 32 << 10
-	maxBigChunks = 64
+	smallChunk   = 16 << 10
+	maxBigChunks = 32
 )
 
 var (

@@ -67,7 +67,7 @@ var clientTLS *tls.Config
 
 // trust makes every bench client trust c.
 func (c *benchCert) trust() {
-	clientTLS = &tls.Config{RootCAs: c.pool}
+	clientTLS = &tls.Config{RootCAs: c.pool, ServerName: "127.0.0.1"} // every server is on 127.0.0.1
 	for _, hc := range []*http.Client{client, readyClient, ttfbClient} {
 		hc.Transport.(*http.Transport).TLSClientConfig = clientTLS
 	}

@@ -26,6 +26,10 @@ import (
 
 const imageID = "6f1b8e0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 
+// edgeKeptFiles is how many files of an image isoedge keeps open between
+// requests (proxy's maxIdleFiles).
+const edgeKeptFiles = 4
+
 // versions are the OS_IMAGES entries: the same base ISO under three
 // OpenShift versions, so a restart restores three stored images.
 var versions = [][2]string{
@@ -278,6 +282,7 @@ func run(o options) error {
 
 	t := &table{}
 	started, load0 := time.Now(), loadavg()
+	edge.waitIdle(30 * time.Second)
 
 	// 1. Throughput and CPU.
 	// Sequential scenarios download about 2 GB per batch.
@@ -300,6 +305,7 @@ func run(o options) error {
 
 	// 3. Range storm.
 	fmt.Fprintf(logw, "3. range storm: %d rounds\n", o.storms)
+	edge.waitIdle(30 * time.Second)
 	ps, es, err := runStorm(plain, edge, fake, plainBase+"/full.iso", edgeISO, isoSize, o.storms)
 	if err != nil {
 		return err
@@ -310,11 +316,11 @@ func run(o options) error {
 	isoPath := strings.TrimPrefix(edgeISO, base)
 	for _, n := range []int{400, 2000} {
 		fmt.Fprintf(logw, "5. %d slow streams\n", n)
-		pr, err := slowStreams(plain, "/full.iso", n, o.hold, false)
+		pr, err := slowStreams(plain, "/full.iso", n, o.hold, false, 0)
 		if err != nil {
 			return fmt.Errorf("plain: %w", err)
 		}
-		er, err := slowStreams(edge, isoPath, n, o.hold, false)
+		er, err := slowStreams(edge, isoPath, n, o.hold, false, edgeKeptFiles)
 		if err != nil {
 			return fmt.Errorf("isoedge: %w", err)
 		}
@@ -376,6 +382,7 @@ func run(o options) error {
 		return err
 	}
 	defer goTLS.stop()
+	edge.waitIdle(60 * time.Second)
 	tlsISO := "https://" + edge.addr + isoPath
 	for _, u := range []string{tlsISO, "https://" + goTLS.addr + "/full.iso"} {
 		if _, err := download(u, ""); err != nil {
@@ -390,11 +397,11 @@ func run(o options) error {
 	}
 	tlsSc.rows(t)
 	fmt.Fprintf(logw, "6. 400 slow HTTPS streams\n")
-	pr, err := slowStreams(goTLS, "/full.iso", 400, o.hold, true)
+	pr, err := slowStreams(goTLS, "/full.iso", 400, o.hold, true, 0)
 	if err != nil {
 		return fmt.Errorf("net/http TLS: %w", err)
 	}
-	er, err := slowStreams(edge, isoPath, 400, o.hold, true)
+	er, err := slowStreams(edge, isoPath, 400, o.hold, true, edgeKeptFiles)
 	if err != nil {
 		return fmt.Errorf("isoedge HTTPS: %w", err)
 	}

@@ -106,6 +106,30 @@ func (p *proc) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 
+// waitIdle waits, at most timeout, until p has used less than 1 % of a CPU
+// over half a second: work a server does on its own after a start (isoedge
+// deriving images) must not be counted in the next measurement. It says
+// so when p does not settle.
+func (p *proc) waitIdle(timeout time.Duration) {
+	t0 := time.Now()
+	for time.Since(t0) < timeout {
+		c0, err := p.cpu()
+		if err != nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+		c1, err := p.cpu()
+		if err != nil {
+			return
+		}
+		if c1-c0 < 5*time.Millisecond {
+			fmt.Fprintf(logw, "  pid %d idle after %.1fs\n", p.cmd.Process.Pid, time.Since(t0).Seconds())
+			return
+		}
+	}
+	fmt.Fprintf(logw, "  WARNING: pid %d still busy after %s; measuring anyway\n", p.cmd.Process.Pid, timeout)
+}
+
 // rssMB returns VmRSS in MB (10^6 bytes).
 func (p *proc) rssMB() (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
