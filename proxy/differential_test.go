@@ -16,7 +16,7 @@ import (
 // headers to isoedge and to Go's http.ServeContent (the original service's
 // server) over the same bytes, ETag and Last-Modified, and compares the
 // status, Content-Range and body (multipart bodies part by part: the
-// boundaries are random).
+// boundaries are random), and the same headers answered to HEAD.
 //
 // Deviations, each asserted below as a row with both statuses:
 //
@@ -113,6 +113,17 @@ func TestDifferentialServeContent(t *testing.T) {
 			}
 			if edge.code != goRes.code {
 				t.Fatalf("status: isoedge %d, ServeContent %d", edge.code, goRes.code)
+			}
+			// HEAD: the same status and headers, no body.
+			eh := h.do(http.MethodHead, path, tt.hdr)
+			gh := h.doWith(goClient, http.MethodHead, goSrv.URL+"/full.iso", tt.hdr)
+			for _, k := range []string{"Content-Range", "Content-Length"} {
+				if eh.header.Get(k) != gh.header.Get(k) {
+					t.Fatalf("HEAD %s: isoedge %q, ServeContent %q", k, eh.header.Get(k), gh.header.Get(k))
+				}
+			}
+			if eh.code != gh.code || len(eh.body) != 0 {
+				t.Fatalf("HEAD: isoedge %d with %d body bytes, ServeContent %d", eh.code, len(eh.body), gh.code)
 			}
 			if e, g := edge.header.Get("Content-Range"), goRes.header.Get("Content-Range"); e != g {
 				t.Fatalf("Content-Range: isoedge %q, ServeContent %q", e, g)
