@@ -138,7 +138,7 @@ type Catalog struct {
 	wg        sync.WaitGroup  // download goroutines
 
 	scrub   *scrubber
-	files   *blobFiles
+	files   *filePool
 	layouts *cache.Hot[*customize.Layout]
 	nmstate *cache.Hot[[]byte] // nmstatectl archives by their digest
 	// derived remembers the derivations found in the index (key: kind,
@@ -177,7 +177,7 @@ func New(cfg Config) (*Catalog, error) {
 	}
 	c := &Catalog{
 		log: cfg.Log, sem: make(chan struct{}, cfg.Concurrency),
-		files: newBlobFiles(cfg.Store), layouts: layouts, nmstate: nm,
+		files: newFilePool(storeOpener(cfg.Store), maxIdleFiles), layouts: layouts, nmstate: nm,
 		scrub: newScrubber(cfg.ScrubBytesPerSecond, cfg.ScrubInterval, cfg.Metrics),
 	}
 	if cfg.Inspect == nil {

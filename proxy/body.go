@@ -4,25 +4,36 @@ import (
 	"io"
 	"net"
 	"os"
-	"reflect"
-	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/isoedge/isoedge/customize"
 )
 
-// planBody is the response body of a plan. fasthttp calls WriteTo with its
-// connection writer (SupportsBodyWriteTo); on a plain TCP connection the
-// body then goes to the socket directly: base extents with sendfile(2) at
-// explicit offsets of the blob's shared file, patches with write(2). On
-// other connections (TLS) it goes through fasthttp's writer. Read is the
-// fallback for callers that only read. Close runs when fasthttp is done
-// with the body, sent or not, and ends the stream (file, metrics, slot).
+// planBody is the response body of a plan, a fasthttp.BodyWriterTo:
+// fasthttp calls WriteTo with its writer for the connection, and Close when
+// it is done with the body, sent or not.
+//
+// Two ways out, chosen only from documented interfaces:
+//
+//   - On a plain connection whose writer is an io.ReaderFrom, each base
+//     extent is handed to ReadFrom as an *io.LimitedReader over the
+//     stream's own file, positioned with Seek. fasthttp's writer passes a
+//     LimitedReader over a file on to the connection, and Go's TCP
+//     connection sends it with sendfile(2), so base bytes do not pass
+//     through user space. Patches are written from memory.
+//   - Over TLS (tls is set from ctx.IsTLS()), or when the writer has no
+//     ReadFrom, the body is read in large chunks — one pread per base
+//     extent in a chunk — and each chunk is given to one Write, so TLS
+//     seals it into full records in one call (see tlslisten.go).
+//
+// Whatever the writer does with what it is given, the bytes are the plan's:
+// a writer that cannot take the fast path is slower, never wrong.
 type planBody struct {
 	plan   customize.Plan
-	f      *os.File      // shared; nil when the plan has no base segments
-	conn   net.Conn      // nil in tests without one
+	f      *os.File      // lent to this stream alone (filePool); nil when the plan has no base segments
+	conn   net.Conn      // for write deadlines; nil in tests without one
+	tls    bool          // the connection is TLS: write in large chunks
 	stall  time.Duration // write deadline per chunk
 	stats  *bodyStats
 	r      *customize.Reader
@@ -32,26 +43,29 @@ type planBody struct {
 	closed bool
 }
 
-// bodyStats counts how body bytes left the process.
+// bodyStats counts how base bytes left the process.
 type bodyStats struct {
-	sendfile *metrics.Counter // base bytes sent by sendfile(2)
-	copied   *metrics.Counter // base bytes copied through user space
+	file   *metrics.Counter // handed to the connection as file extents (sendfile on plain TCP)
+	copied *metrics.Counter // read into user space and written (TLS, or a writer without ReadFrom)
 }
 
 func newBodyStats(set *metrics.Set) *bodyStats {
 	return &bodyStats{
-		sendfile: set.GetOrCreateCounter(`isoedge_body_bytes_total{path="sendfile"}`),
-		copied:   set.GetOrCreateCounter(`isoedge_body_bytes_total{path="copy"}`),
+		file:   set.GetOrCreateCounter(`isoedge_body_bytes_total{path="file"}`),
+		copied: set.GetOrCreateCounter(`isoedge_body_bytes_total{path="copy"}`),
 	}
 }
 
+// SupportsBodyWriteTo tells fasthttp that WriteTo writes exactly what Read
+// would (fasthttp.BodyWriterTo).
 func (b *planBody) SupportsBodyWriteTo() bool { return true }
 
 // Streams are written in chunks, each with a fresh write deadline: a
 // client that takes no data for the stall timeout (half-open, or stopped
 // reading) loses its connection and frees its request slot, while a slow
-// but steady one (at least streamChunk per STREAM_STALL_TIMEOUT) is never
-// cut off.
+// but steady one (at least a chunk per STREAM_STALL_TIMEOUT) is never cut
+// off. streamChunk is the chunk of the extent path; the copying path's
+// chunk is its buffer (chunks.go).
 const streamChunk = 1 << 20
 
 func (b *planBody) WriteTo(w io.Writer) (int64, error) {
@@ -60,27 +74,59 @@ func (b *planBody) WriteTo(w io.Writer) (int64, error) {
 		// deadline behind.
 		defer b.conn.SetWriteDeadline(time.Time{})
 	}
-	out := b.sink(w)
+	var n int64
+	var err error
+	if rf, ok := w.(io.ReaderFrom); ok && !b.tls && b.f != nil {
+		n, err = b.writeExtents(w, rf)
+	} else {
+		n, err = b.writeChunks(w)
+	}
+	b.n += n
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *planBody) deadline() {
+	if b.conn != nil && b.stall > 0 {
+		b.conn.SetWriteDeadline(time.Now().Add(b.stall))
+	}
+}
+
+// writeExtents hands base extents to rf as file extents.
+func (b *planBody) writeExtents(w io.Writer, rf io.ReaderFrom) (int64, error) {
 	var total int64
-	for off := int64(0); off < b.plan.Size; {
-		part, err := b.plan.Slice(off, min(streamChunk, b.plan.Size-off))
+	for total < b.plan.Size {
+		part, err := b.plan.Slice(total, min(streamChunk, b.plan.Size-total))
 		if err != nil {
-			b.err = err
 			return total, err
 		}
-		if b.conn != nil && b.stall > 0 {
-			b.conn.SetWriteDeadline(time.Now().Add(b.stall))
-		}
+		b.deadline()
 		for _, s := range part.Segs {
-			n, err := out.segment(b.f, s)
+			var n int64
+			short := io.ErrShortWrite
+			switch s.Kind {
+			case customize.FromBase:
+				short = io.ErrUnexpectedEOF // the file ended inside the extent
+				if _, err = b.f.Seek(s.Off, io.SeekStart); err == nil {
+					n, err = rf.ReadFrom(&io.LimitedReader{R: b.f, N: s.Len})
+				}
+				if b.stats != nil {
+					b.stats.file.AddInt64(n)
+				}
+			case customize.FromData:
+				var m int
+				m, err = w.Write(s.Data[s.Off : s.Off+s.Len])
+				n = int64(m)
+			default:
+				n, err = writeZeros(w, s.Len)
+			}
 			total += n
-			b.n += n
-			off += n
 			if err == nil && n != s.Len {
-				err = io.ErrShortWrite
+				err = short
 			}
 			if err != nil {
-				b.err = err
 				return total, err
 			}
 		}
@@ -88,80 +134,46 @@ func (b *planBody) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-// sink chooses where the body goes. Writing to the socket directly is
-// only safe once fasthttp's buffer (the response header) is flushed; its
-// fixed-size body writer flushes when handed a file to copy, so an empty
-// copy from the file flushes it. Any other writer keeps the buffered path.
-func (b *planBody) sink(w io.Writer) bodySink {
-	raw := rawConnOf(b.conn)
-	if raw == nil || b.f == nil || b.plan.Size <= fasthttpSmallFile || !isFasthttpBodyWriter(w) {
-		return bufferedSink{w: w, stats: b.stats}
+// writeChunks reads the plan into chunk buffers and writes each with one
+// Write.
+func (b *planBody) writeChunks(w io.Writer) (int64, error) {
+	src := &countingReaderAt{f: b.f}
+	if b.stats != nil {
+		defer func() { b.stats.copied.AddInt64(src.n) }()
 	}
-	if _, err := w.(io.ReaderFrom).ReadFrom(&io.LimitedReader{R: b.f, N: 0}); err != nil {
-		return bufferedSink{w: w, stats: b.stats}
-	}
-	return directSink{conn: b.conn, raw: raw, stats: b.stats}
-}
-
-// fasthttpSmallFile is the body size up to which fasthttp's body writer
-// does not flush before copying a file (maxSmallFileSize).
-const fasthttpSmallFile = 8 << 10
-
-// isFasthttpBodyWriter reports whether w is the writer fasthttp hands
-// WriteTo for bodies of known size, whose flushing sink relies on. The
-// sendfile test fails if a fasthttp upgrade changes it.
-func isFasthttpBodyWriter(w io.Writer) bool {
-	t := reflect.TypeOf(w)
-	return t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "github.com/valyala/fasthttp" && t.Elem().Name() == "fixedSizeBodyWriter"
-}
-
-// bodySink writes one segment.
-type bodySink interface {
-	segment(f *os.File, s customize.Segment) (int64, error)
-}
-
-// directSink writes to the socket: base extents with sendfile(2).
-type directSink struct {
-	conn  net.Conn
-	raw   syscall.RawConn
-	stats *bodyStats
-}
-
-func (d directSink) segment(f *os.File, s customize.Segment) (int64, error) {
-	switch s.Kind {
-	case customize.FromBase:
-		n, err := sendfileAt(d.raw, f, s.Off, s.Len)
-		if d.stats != nil {
-			d.stats.sendfile.AddInt64(n)
+	r := customize.NewReader(b.plan, src)
+	var total int64
+	for total < b.plan.Size {
+		c := getChunk()
+		n := min(int64(len(c.buf)), b.plan.Size-total)
+		_, err := io.ReadFull(r, c.buf[:n])
+		if err == nil {
+			b.deadline()
+			var m int
+			m, err = w.Write(c.buf[:n])
+			total += int64(m)
+			if err == nil && int64(m) != n {
+				err = io.ErrShortWrite
+			}
 		}
-		return n, err
-	case customize.FromData:
-		n, err := d.conn.Write(s.Data[s.Off : s.Off+s.Len])
-		return int64(n), err
-	}
-	return writeZeros(d.conn, s.Len)
-}
-
-// bufferedSink writes through fasthttp's writer, reading base extents
-// with pread, so the shared file's position is never used.
-type bufferedSink struct {
-	w     io.Writer
-	stats *bodyStats
-}
-
-func (b bufferedSink) segment(f *os.File, s customize.Segment) (int64, error) {
-	switch s.Kind {
-	case customize.FromBase:
-		n, err := io.Copy(b.w, io.NewSectionReader(f, s.Off, s.Len))
-		if b.stats != nil {
-			b.stats.copied.AddInt64(n)
+		c.put()
+		if err != nil {
+			return total, err
 		}
-		return n, err
-	case customize.FromData:
-		n, err := b.w.Write(s.Data[s.Off : s.Off+s.Len])
-		return int64(n), err
 	}
-	return writeZeros(b.w, s.Len)
+	return total, nil
+}
+
+// countingReaderAt counts the base bytes read through it.
+type countingReaderAt struct {
+	f *os.File
+	n int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.f.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
 }
 
 var zeros [64 << 10]byte
@@ -178,6 +190,8 @@ func writeZeros(w io.Writer, n int64) (int64, error) {
 	return done, nil
 }
 
+// Read is the fallback for callers that only read; it uses pread, never
+// the file position.
 func (b *planBody) Read(p []byte) (int, error) {
 	if b.r == nil {
 		b.r = customize.NewReader(b.plan, b.f)
@@ -190,7 +204,7 @@ func (b *planBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the stream. The shared file is released by done, not closed.
+// Close ends the stream: done releases the file, the slot and the metrics.
 func (b *planBody) Close() error {
 	if b.closed {
 		return nil

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -22,7 +23,7 @@ import (
 	"github.com/isoedge/isoedge/config"
 	"github.com/isoedge/isoedge/customize"
 	"github.com/isoedge/isoedge/upstream"
-	"github.com/valyala/fasthttp/fasthttputil"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -113,11 +114,12 @@ type baseEntry struct {
 }
 
 // fakeBases is a Bases over a fixed map "version/arch/type" whose blobs
-// are in store.
+// are in store; each Open opens the blob anew.
 type fakeBases struct {
 	m     map[string]baseEntry
 	store *cache.Store
 	ready atomic.Bool
+	lent  atomic.Int32 // files opened and not released
 }
 
 func (f *fakeBases) Base(_ context.Context, version, arch, imageType string) (catalog.Base, bool, error) {
@@ -133,8 +135,18 @@ func (f *fakeBases) Open(d cache.Digest) (*os.File, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return file, func() { file.Close() }, nil
+	f.lent.Add(1)
+	var once sync.Once
+	return file, func() {
+		once.Do(func() {
+			file.Close()
+			f.lent.Add(-1)
+		})
+	}, nil
 }
+
+// inUse reports whether a response holds a file.
+func (f *fakeBases) inUse() bool { return f.lent.Load() != 0 }
 
 func (f *fakeBases) Ready() bool    { return f.ready.Load() }
 func (f *fakeBases) Health() []byte { return []byte(`{"images":[]}`) }
@@ -209,10 +221,16 @@ type harness struct {
 	cfg    *config.Config
 	base   []byte
 	digest cache.Digest
+	layout *customize.Layout // of the 4.18/x86_64 full, minimal and disconnected ISOs
 	logs   *observer.ObservedLogs
 	set    *metrics.Set
-	client *http.Client
-	dial   func(context.Context) (net.Conn, error) // a new connection to the server
+	srv    *Server
+	client *http.Client // plain HTTP, keep-alive
+
+	plainAddr, tlsAddr string    // the two listeners, both on 127.0.0.1
+	tlsWrites          *writeLog // plaintext length of every Write on a TLS connection
+	tlsRawWrites       *writeLog // length of every Write on the TCP connections beneath TLS
+	transports         []*http.Transport
 }
 
 type harnessOpts struct {
@@ -220,24 +238,58 @@ type harnessOpts struct {
 	server    func(*Server) // adjusts the server before it serves
 	config    func(*config.Config)
 	src       func(*fakeSource)
-	tcp       bool // serve on a loopback TCP listener instead of an in-memory one
+	tcp       bool // kept for tests written before every harness used TCP
 	metered   bool // wrap the fake source with upstream.Metered on the server's set
+	// image replaces the base image and layout of the 4.18/x86_64 full,
+	// minimal and disconnected ISOs.
+	image func() ([]byte, *customize.Layout)
 }
 
+// writeLog records the lengths of writes.
+type writeLog struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (w *writeLog) add(n int) {
+	w.mu.Lock()
+	w.sizes = append(w.sizes, n)
+	w.mu.Unlock()
+}
+
+// take returns the lengths recorded since the last take.
+func (w *writeLog) take() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.sizes
+	w.sizes = nil
+	return s
+}
+
+// newHarness serves a Server over real TCP on 127.0.0.1, on two listeners:
+// plain HTTP and HTTPS (NewTLSListener's connections, with a test
+// certificate for isoedge.test), as the service does.
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	store, err := cache.OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := testBaseBytes()
+	base, layout := testBaseBytes(), testLayout()
+	if o.image != nil {
+		base, layout = o.image()
+	}
 	d, n, err := store.Put(context.Background(), bytes.NewReader(base))
-	if err != nil || n != baseSize {
+	if err != nil || n != int64(len(base)) {
 		t.Fatalf("store.Put: %d bytes, %v", n, err)
 	}
-	std := catalog.Base{Digest: d, Layout: testLayout(), ModTime: testBaseModTime}
-	s390 := catalog.Base{Digest: d, Layout: testLayoutS390x(), ModTime: testBaseModTime}
-	tiny := catalog.Base{Digest: d, Layout: testLayoutTiny(), ModTime: testBaseModTime}
+	std := catalog.Base{Digest: d, Layout: layout, ModTime: testBaseModTime}
+	small, _, err := store.Put(context.Background(), bytes.NewReader(testBaseBytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s390 := catalog.Base{Digest: small, Layout: testLayoutS390x(), ModTime: testBaseModTime}
+	tiny := catalog.Base{Digest: small, Layout: testLayoutTiny(), ModTime: testBaseModTime}
 	notReady := baseEntry{err: fmt.Errorf("%w: downloading", catalog.ErrNotReady)}
 	fb := &fakeBases{m: map[string]baseEntry{
 		"4.18/x86_64/full-iso":         {base: std},
@@ -271,44 +323,100 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		o.server(srv)
 	}
 
-	var ln net.Listener
-	var dial func(ctx context.Context) (net.Conn, error)
-	if o.tcp {
-		tl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d net.Dialer
-		ln, dial = tl, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", tl.Addr().String()) }
-	} else {
-		ml := fasthttputil.NewInmemoryListener()
-		ln, dial = ml, func(context.Context) (net.Conn, error) { return ml.Dial() }
+	h := &harness{
+		t: t, src: src, bases: fb, cfg: cfg, base: base, digest: d, layout: layout, logs: logs, set: set, srv: srv,
+		tlsWrites: &writeLog{}, tlsRawWrites: &writeLog{},
 	}
-	hs := srv.newHTTPServer(srv.Handler(o.plainHTTP))
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = hs.Serve(ln)
-	}()
-	tr := &http.Transport{
-		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-		DisableCompression: true,
+	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		plainLn.Close()
+		t.Fatal(err)
+	}
+	tlsLn := newTLSListener(countingListener{tcpLn, h.tlsRawWrites}, &tls.Config{Certificates: []tls.Certificate{testCert(t).cert}, MinVersion: tls.VersionTLS12}, h.tlsWrites.add)
+	h.plainAddr, h.tlsAddr = plainLn.Addr().String(), tcpLn.Addr().String()
+	var served sync.WaitGroup
+	for _, ln := range []net.Listener{plainLn, tlsLn} {
+		hs := srv.newHTTPServer(srv.Handler(o.plainHTTP))
+		served.Add(1)
+		go func(hs *fasthttp.Server, ln net.Listener) {
+			defer served.Done()
+			_ = hs.Serve(ln)
+		}(hs, ln)
 	}
 	t.Cleanup(func() {
-		// Closing the listener ends Serve at once; Shutdown would poll
+		// Closing the listeners ends Serve at once; Shutdown would poll
 		// for idle connections.
-		tr.CloseIdleConnections()
-		_ = ln.Close()
-		<-served
+		for _, tr := range h.transports {
+			tr.CloseIdleConnections()
+		}
+		_ = plainLn.Close()
+		_ = tlsLn.Close()
+		served.Wait()
 	})
-	return &harness{
-		t: t, src: src, bases: fb, cfg: cfg, base: base, digest: d, logs: logs, set: set, dial: dial,
-		client: &http.Client{
-			Transport:     tr,
-			Timeout:       20 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+	h.client = h.newClient(false, true)
+	return h
+}
+
+// countingListener records the length of every Write on its connections.
+type countingListener struct {
+	net.Listener
+	log *writeLog
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	return countingConn{c, l.log}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	log *writeLog
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.log.add(len(p))
+	return c.Conn.Write(p)
+}
+
+// newClient returns a client of the harness's HTTPS (useTLS) or plain
+// listener, with or without keep-alive. Requests name the host
+// isoedge.test; the client dials the listener.
+func (h *harness) newClient(useTLS, keepAlive bool) *http.Client {
+	addr := h.plainAddr
+	tr := &http.Transport{DisableCompression: true, DisableKeepAlives: !keepAlive, ForceAttemptHTTP2: false}
+	if useTLS {
+		addr = h.tlsAddr
+		tr.TLSClientConfig = &tls.Config{RootCAs: testCert(h.t).pool, ServerName: "isoedge.test"}
+	}
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	h.transports = append(h.transports, tr)
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// dial opens a new connection to the plain listener.
+func (h *harness) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", h.plainAddr)
+}
+
+// url is the URL of path on the plain or the HTTPS listener.
+func (h *harness) url(useTLS bool, path string) string {
+	if useTLS {
+		return "https://isoedge.test" + path
+	}
+	return "http://isoedge.test" + path
 }
 
 type result struct {
@@ -319,7 +427,13 @@ type result struct {
 
 func (h *harness) do(method, path string, hdr map[string]string) result {
 	h.t.Helper()
-	req, err := http.NewRequest(method, "http://isoedge.test"+path, nil)
+	return h.doWith(h.client, method, h.url(false, path), hdr)
+}
+
+// doWith sends a request with client c to url u.
+func (h *harness) doWith(c *http.Client, method, u string, hdr map[string]string) result {
+	h.t.Helper()
+	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -330,14 +444,14 @@ func (h *harness) do(method, path string, hdr map[string]string) result {
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := h.client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
+		h.t.Fatalf("%s %s: %v", method, u, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		h.t.Fatalf("%s %s: read body: %v", method, path, err)
+		h.t.Fatalf("%s %s: read body: %v", method, u, err)
 	}
 	return result{resp.StatusCode, resp.Header, body}
 }

@@ -90,7 +90,7 @@ func (s *Server) Serve(ctx context.Context, eps ...Endpoint) error {
 		ln := ep.Listener
 		if ep.TLS != nil {
 			srv.TLSConfig = ep.TLS
-			ln = tls.NewListener(ln, ep.TLS)
+			ln = NewTLSListener(ln, ep.TLS)
 		}
 		servers = append(servers, srv)
 		s.log.Info("listening", zap.String("addr", ep.Listener.Addr().String()), zap.Bool("https", ep.TLS != nil), zap.Bool("plain_http_only", ep.PlainHTTP))

@@ -60,7 +60,8 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		switch {
 		case err == errNoOverlap:
 			h.Set(fasthttp.HeaderContentRange, "bytes */"+strconv.FormatInt(r.plan.Size, 10))
-			httpError(ctx, "416 requested range not satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
+			// The text is Go's http.ServeContent's, the original's server.
+			httpError(ctx, "invalid range: failed to overlap", fasthttp.StatusRequestedRangeNotSatisfiable)
 			finish(fasthttp.StatusRequestedRangeNotSatisfiable, 0)
 			return
 		case err == nil && len(ranges) > 1 && sumRanges(ranges) <= r.plan.Size:
@@ -102,7 +103,7 @@ func (s *Server) servePlan(ctx *fasthttp.RequestCtx, r response) {
 		finish(code, 0)
 		return
 	}
-	body := &planBody{plan: r.plan, conn: ctx.Conn(), stall: s.cfg.StreamStallTimeout, stats: s.stats}
+	body := &planBody{plan: r.plan, conn: ctx.Conn(), tls: ctx.IsTLS(), stall: s.cfg.StreamStallTimeout, stats: s.stats}
 	var closeStream func()
 	if needsBase(r.plan) {
 		f, done, err := s.bases.Open(r.base)

@@ -1,8 +1,10 @@
 // Command bench measures isoedge against a plain sendfile file server
 // (internal/bench/plainserver) in the same run: throughput and server CPU
 // per GB, time to first byte behind a slow assisted-service, a Range
-// storm, restart to ready, and memory and fds under slow streams. Run it
-// with `make bench`; BENCHMARKS.md has a recorded run.
+// storm, restart to ready, and memory and fds under slow streams; then
+// isoedge over HTTPS against Go's net/http TLS file server (plainserver
+// -tls-cert): server CPU per GB and slow streams. Run it with `make bench`;
+// BENCHMARKS.md has a recorded run.
 package main
 
 import (
@@ -23,6 +25,10 @@ import (
 )
 
 const imageID = "6f1b8e0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+
+// edgeKeptFiles is how many files of an image isoedge keeps open between
+// requests (proxy's maxIdleFiles).
+const edgeKeptFiles = 4
 
 // versions are the OS_IMAGES entries: the same base ISO under three
 // OpenShift versions, so a restart restores three stored images.
@@ -159,6 +165,12 @@ func run(o options) error {
 		defer os.RemoveAll(work)
 	}
 
+	cert, err := newBenchCert(work)
+	if err != nil {
+		return err
+	}
+	cert.trust()
+
 	fmt.Fprintf(logw, "building binaries and a %d MiB-rootfs, %d MiB-initrd base ISO in %s (RLIMIT_NOFILE %d)\n", o.rootfsMiB, o.initrdMiB, work, nofile)
 	bin := filepath.Join(work, "bin")
 	for _, b := range [][2]string{{"isoedge", "."}, {"plainserver", "./internal/bench/plainserver"}} {
@@ -249,7 +261,7 @@ func run(o options) error {
 		return err
 	}
 	plainFiles := map[string]string{"/full.iso": iso, "/rootfs.img": rootfsFile, "/pxe-initrd.img": pxeFile}
-	plain, err := startPlain(bin, plainFiles)
+	plain, err := startPlain(bin, plainFiles, nil)
 	if err != nil {
 		return err
 	}
@@ -270,15 +282,18 @@ func run(o options) error {
 
 	t := &table{}
 	started, load0 := time.Now(), loadavg()
+	edge.waitIdle(30 * time.Second)
 
 	// 1. Throughput and CPU.
 	// Sequential scenarios download about 2 GB per batch.
 	per2GB := func(n int64) int { return int(max(1, (2e9+n/2)/n)) }
+	full, other := func(sc *tpScenario) *tpScenario { sc.limit, sc.target = 1.10, "≤ 1.10"; return sc },
+		func(sc *tpScenario) *tpScenario { sc.limit, sc.target = 1.15, "≤ 1.15"; return sc }
 	scs := []*tpScenario{
-		{name: fmt.Sprintf("full.iso, 1 parallel (×%d)", per2GB(isoSize)), plainURL: plainBase + "/full.iso", edgeURL: edgeISO, par: 1, count: per2GB(isoSize)},
-		{name: "full.iso, 8 parallel (×8)", plainURL: plainBase + "/full.iso", edgeURL: edgeISO, par: 8, count: 8},
-		{name: fmt.Sprintf("boot-artifacts rootfs (×%d)", per2GB(rootfsSize)), plainURL: plainBase + "/rootfs.img", edgeURL: edgeRootfs, par: 1, count: per2GB(rootfsSize)},
-		{name: fmt.Sprintf("pxe-initrd (×%d)", per2GB(pxeSize)), plainURL: plainBase + "/pxe-initrd.img", edgeURL: edgePXE, par: 1, count: per2GB(pxeSize)},
+		full(&tpScenario{name: fmt.Sprintf("full.iso, 1 parallel (×%d)", per2GB(isoSize)), plainURL: plainBase + "/full.iso", edgeURL: edgeISO, par: 1, count: per2GB(isoSize)}),
+		full(&tpScenario{name: "full.iso, 8 parallel (×8)", plainURL: plainBase + "/full.iso", edgeURL: edgeISO, par: 8, count: 8}),
+		other(&tpScenario{name: fmt.Sprintf("boot-artifacts rootfs (×%d)", per2GB(rootfsSize)), plainURL: plainBase + "/rootfs.img", edgeURL: edgeRootfs, par: 1, count: per2GB(rootfsSize)}),
+		other(&tpScenario{name: fmt.Sprintf("pxe-initrd (×%d)", per2GB(pxeSize)), plainURL: plainBase + "/pxe-initrd.img", edgeURL: edgePXE, par: 1, count: per2GB(pxeSize)}),
 	}
 	fmt.Fprintf(logw, "1. throughput: %d interleaved rounds\n", o.rounds)
 	if err := runThroughput(plain, edge, scs, o.rounds); err != nil {
@@ -290,6 +305,7 @@ func run(o options) error {
 
 	// 3. Range storm.
 	fmt.Fprintf(logw, "3. range storm: %d rounds\n", o.storms)
+	edge.waitIdle(30 * time.Second)
 	ps, es, err := runStorm(plain, edge, fake, plainBase+"/full.iso", edgeISO, isoSize, o.storms)
 	if err != nil {
 		return err
@@ -300,11 +316,11 @@ func run(o options) error {
 	isoPath := strings.TrimPrefix(edgeISO, base)
 	for _, n := range []int{400, 2000} {
 		fmt.Fprintf(logw, "5. %d slow streams\n", n)
-		pr, err := slowStreams(plain, "/full.iso", n, o.hold)
+		pr, err := slowStreams(plain, "/full.iso", n, o.hold, false, 0)
 		if err != nil {
 			return fmt.Errorf("plain: %w", err)
 		}
-		er, err := slowStreams(edge, isoPath, n, o.hold)
+		er, err := slowStreams(edge, isoPath, n, o.hold, false, edgeKeptFiles)
 		if err != nil {
 			return fmt.Errorf("isoedge: %w", err)
 		}
@@ -326,7 +342,7 @@ func run(o options) error {
 			return err
 		}
 		plain.stop()
-		if plain, err = startPlain(bin, plainFiles); err != nil {
+		if plain, err = startPlain(bin, plainFiles, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(logw, "  restart %d: isoedge SIGTERM→exit %.3fs, exec→/health 200 %.3fs | plain exec→200 %.3fs\n",
@@ -350,9 +366,52 @@ func run(o options) error {
 	}
 	tr.rows(t, o.delay)
 
+	// 6. HTTPS: the same isoedge (same DATA_DIR, nothing fetched again)
+	// with a certificate, against Go's TLS file server.
+	fmt.Fprintf(logw, "6. HTTPS: restarting isoedge with a certificate\n")
+	if _, err := edge.terminate(40 * time.Second); err != nil {
+		return err
+	}
+	tlsEC := ec
+	tlsEC.cert = cert
+	if edge, err = startIsoedge(tlsEC, 30*time.Second); err != nil {
+		return err
+	}
+	goTLS, err := startPlain(bin, map[string]string{"/full.iso": iso}, cert)
+	if err != nil {
+		return err
+	}
+	defer goTLS.stop()
+	edge.waitIdle(60 * time.Second)
+	tlsISO := "https://" + edge.addr + isoPath
+	for _, u := range []string{tlsISO, "https://" + goTLS.addr + "/full.iso"} {
+		if _, err := download(u, ""); err != nil {
+			return err
+		}
+	}
+	tlsSc := &tpScenario{name: "HTTPS full.iso, 1 parallel (×1)", plainURL: "https://" + goTLS.addr + "/full.iso", edgeURL: tlsISO, par: 1, count: 1,
+		limit: 0.75, target: "≤ 0.75, stretch ≤ 0.65"}
+	fmt.Fprintf(logw, "6. HTTPS throughput: %d interleaved rounds\n", o.rounds)
+	if err := runThroughput(goTLS, edge, []*tpScenario{tlsSc}, o.rounds); err != nil {
+		return err
+	}
+	tlsSc.rows(t)
+	fmt.Fprintf(logw, "6. 400 slow HTTPS streams\n")
+	pr, err := slowStreams(goTLS, "/full.iso", 400, o.hold, true, 0)
+	if err != nil {
+		return fmt.Errorf("net/http TLS: %w", err)
+	}
+	er, err := slowStreams(edge, isoPath, 400, o.hold, true, edgeKeptFiles)
+	if err != nil {
+		return fmt.Errorf("isoedge HTTPS: %w", err)
+	}
+	fmt.Fprintf(logw, "  net/http TLS: RSS %.1f→%.1f MB, fds %d→%d, drained %v | isoedge: RSS %.1f→%.1f MB, fds %d→%d, drained %v\n",
+		pr.idleRSS, pr.maxRSS, pr.idleFDs, pr.maxFDs, pr.drained, er.idleRSS, er.maxRSS, er.idleFDs, er.maxFDs, er.drained)
+	streamRows(t, pr, er, false)
+
 	fmt.Printf("\nisoedge bench — %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: %d CPUs (%s), kernel %s, %s %s/%s\n", cpus(), cpuModel(), kernel(), goVersion(), runtime.GOOS, runtime.GOARCH)
-	fmt.Printf("base ISO %.2f GB (rootfs %.2f GB, PXE initrd %.1f MB); %d OS_IMAGES entries; baseline: plainserver (fasthttp.ServeFile)\n",
+	fmt.Printf("base ISO %.2f GB (rootfs %.2f GB, PXE initrd %.1f MB); %d OS_IMAGES entries; baseline: plainserver (fasthttp.ServeFile); HTTPS rows: plainserver -tls-cert (net/http, http.ServeContent over TLS)\n",
 		float64(isoSize)/1e9, float64(rootfsSize)/1e9, float64(pxeSize)/1e6, len(versions))
 	fmt.Printf("reproduce: make bench   (%s)\n", o.reproduce())
 	fmt.Printf("throughput: median of %d interleaved rounds; ratio = median of the paired per-round isoedge/baseline CPU-s/GB; server CPU from /proc/<pid>/task/*/schedstat\n\n", o.rounds)

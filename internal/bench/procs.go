@@ -106,6 +106,30 @@ func (p *proc) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 
+// waitIdle waits, at most timeout, until p has used less than 1 % of a CPU
+// over half a second: work a server does on its own after a start (isoedge
+// deriving images) must not be counted in the next measurement. It says
+// so when p does not settle.
+func (p *proc) waitIdle(timeout time.Duration) {
+	t0 := time.Now()
+	for time.Since(t0) < timeout {
+		c0, err := p.cpu()
+		if err != nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+		c1, err := p.cpu()
+		if err != nil {
+			return
+		}
+		if c1-c0 < 5*time.Millisecond {
+			fmt.Fprintf(logw, "  pid %d idle after %.1fs\n", p.cmd.Process.Pid, time.Since(t0).Seconds())
+			return
+		}
+	}
+	fmt.Fprintf(logw, "  WARNING: pid %d still busy after %s; measuring anyway\n", p.cmd.Process.Pid, timeout)
+}
+
 // rssMB returns VmRSS in MB (10^6 bytes).
 func (p *proc) rssMB() (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
@@ -128,10 +152,16 @@ func (p *proc) fds() (int, error) {
 }
 
 // startPlain starts the baseline server; files maps URL path to file.
-func startPlain(bin string, files map[string]string) (*proc, error) {
+// With a certificate it is the TLS baseline (net/http over TLS).
+func startPlain(bin string, files map[string]string, cert *benchCert) (*proc, error) {
 	args := []string{}
 	for path, file := range files {
 		args = append(args, "-serve", path+"="+file)
+	}
+	scheme := "http://"
+	if cert != nil {
+		args = append(args, "-tls-cert", cert.certFile, "-tls-key", cert.keyFile)
+		scheme = "https://"
 	}
 	cmd := exec.Command(filepath.Join(bin, "plainserver"), args...)
 	out, err := cmd.StdoutPipe()
@@ -150,7 +180,7 @@ func startPlain(bin string, files map[string]string) (*proc, error) {
 		return nil, fmt.Errorf("plainserver: %w", err)
 	}
 	p.addr = strings.TrimSpace(line)
-	if err := waitReady("http://"+p.addr+"/health", p, 10*time.Second, nil); err != nil {
+	if err := waitReady(scheme+p.addr+"/health", p, 10*time.Second, nil); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -162,6 +192,7 @@ type edgeConfig struct {
 	bin, work, port, assisted string
 	osImages                  string // OS_IMAGES JSON
 	maxConcurrent             int
+	cert                      *benchCert // HTTPS on port when set
 }
 
 // startIsoedge starts isoedge and waits until /health answers 200; p.ready
@@ -178,6 +209,11 @@ func startIsoedge(c edgeConfig, timeout time.Duration) (*proc, error) {
 		"MAX_CONCURRENT_REQUESTS="+strconv.Itoa(c.maxConcurrent),
 		"OS_IMAGES="+c.osImages,
 	)
+	scheme := "http://"
+	if c.cert != nil {
+		cmd.Env = append(cmd.Env, "HTTPS_CERT_FILE="+c.cert.certFile, "HTTPS_KEY_FILE="+c.cert.keyFile)
+		scheme = "https://"
+	}
 	cmd.Stderr = os.Stderr
 	p := &proc{cmd: cmd, addr: "127.0.0.1:" + c.port, start: time.Now()}
 	if err := cmd.Start(); err != nil {
@@ -185,7 +221,7 @@ func startIsoedge(c edgeConfig, timeout time.Duration) (*proc, error) {
 	}
 	p.watch()
 	var body []byte
-	if err := waitReady("http://"+p.addr+"/health", p, timeout, &body); err != nil {
+	if err := waitReady(scheme+p.addr+"/health", p, timeout, &body); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("isoedge: %w", err)
 	}
