@@ -252,6 +252,29 @@ func TestNmstateExtract(t *testing.T) {
 	})
 }
 
+// TestNmstateExtractFixtureRootfs extracts nmstatectl from the shared
+// fixture's RHCOS-shaped rootfs (ostree deployment path, osmet member
+// after the filesystem), the image the root-package suite serves.
+func TestNmstateExtractFixtureRootfs(t *testing.T) {
+	bin := append([]byte("#!/bin/sh\necho fixture\n"), fixture.PseudoRandom(150<<10, 22)...)
+	for _, fs := range []string{fixture.RootfsSquashfs, fixture.RootfsErofs} {
+		t.Run(fs, func(t *testing.T) {
+			_, _, l, f := fixtureISO(t, fixture.Options{RootfsFS: fs, Nmstatectl: bin})
+			archive, err := ExtractNmstatectl(f, l, t.TempDir())
+			if err != nil {
+				t.Fatalf("ExtractNmstatectl: %v", err)
+			}
+			checkNmstateArchive(t, archive, bin)
+		})
+		t.Run(fs+"/missing", func(t *testing.T) {
+			_, _, l, f := fixtureISO(t, fixture.Options{RootfsFS: fs})
+			if _, err := ExtractNmstatectl(f, l, t.TempDir()); !errors.Is(err, ErrNoNmstatectl) {
+				t.Fatalf("err = %v, want ErrNoNmstatectl", err)
+			}
+		})
+	}
+}
+
 func TestNmstateNeeded(t *testing.T) {
 	for v, want := range map[string]bool{
 		"4.18.0-ec.0":           true,
