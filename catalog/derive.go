@@ -76,13 +76,20 @@ func (c *Catalog) deriveFrom(ctx context.Context, rec cache.BaseRecord) error {
 			nmErr = fmt.Errorf("nmstatectl: %w", nmErr)
 		}
 	}
-	if rec.Key.Arch != "s390x" {
+	var noMinimal error
+	switch {
+	case rec.Key.Arch == "s390x":
+	case c.cfg.ImageServiceBaseURL == "":
+		// Not a failure to retry: the configuration asks for no minimal
+		// ISO (its rootfs URL would be relative); full ISOs are served.
+		noMinimal = errors.New("no minimal ISO: IMAGE_SERVICE_BASE_URL is not set")
+	default:
 		if err := c.buildMinimalTemplate(ctx, rec, nmstate); err != nil {
 			return errors.Join(nmErr, err)
 		}
 	}
-	if nmErr != nil {
-		return &DeriveWarning{Err: nmErr}
+	if err := errors.Join(nmErr, noMinimal); err != nil {
+		return &DeriveWarning{Err: err}
 	}
 	return nil
 }

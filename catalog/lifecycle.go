@@ -181,11 +181,11 @@ func (c *Catalog) derive(ctx context.Context, e *imageEntry) error {
 	var warning *DeriveWarning
 	switch {
 	case errors.As(err, &warning):
-		// Everything was built but an extra (nmstatectl): servable as is,
-		// and not retried, since what is missing is most often missing
-		// from the image itself.
+		// What could be built was (no nmstatectl in the image, or no
+		// minimal ISO configured): servable as is, and not retried, since
+		// what is missing is missing from the image or the configuration.
 		e.warning = warning.Error()
-		c.log.Warn("derived images built without nmstatectl", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
+		c.log.Warn("derived images incomplete", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch), zap.Error(err))
 	case err != nil:
 		e.derivedOK = false
 		return err
