@@ -136,6 +136,16 @@ func craftHugeDir() []byte {
 	return c.b
 }
 
+// craftHugeDot is the same attack on the root directory's own "."
+// record, which some readers take the directory's size from.
+func craftHugeDot() []byte {
+	c := newCraftISO(20, 18, sectorSize)
+	c.dir(18, nil)
+	binary.LittleEndian.PutUint32(c.b[18*sectorSize+10:], 0xFFFFF800)
+	binary.BigEndian.PutUint32(c.b[18*sectorSize+14:], 0xFFFFF800)
+	return c.b
+}
+
 // craftCELoop has a Rock Ridge continuation area that continues in
 // itself.
 func craftCELoop() []byte {

@@ -209,7 +209,7 @@ func (w *isoWalker) dir(p string, d dirRec, depth int) error {
 			return fmt.Errorf("%s: %v", p, err)
 		}
 		for sec := int64(0); sec < n; sec += sectorSize {
-			recs, err := w.sector(p, chunk[sec:min(sec+sectorSize, n)])
+			recs, err := w.sector(p, chunk[sec:min(sec+sectorSize, n)], d)
 			if err != nil {
 				return err
 			}
@@ -244,10 +244,7 @@ func (w *isoWalker) dir(p string, d dirRec, depth int) error {
 // claim charges a directory's bytes to the budget and marks its sectors
 // read, failing if any was read before.
 func (w *isoWalker) claim(p string, d dirRec) error {
-	where := p
-	if where == "" {
-		where = "root directory"
-	}
+	where := where(p)
 	switch {
 	case d.length == 0:
 		return fmt.Errorf("%s: empty directory extent", where)
@@ -268,8 +265,11 @@ func (w *isoWalker) claim(p string, d dirRec) error {
 }
 
 // sector parses the records of one directory sector (or the last, partial
-// one), skipping "." and "..", associated files and relocated directories.
-func (w *isoWalker) sector(p string, b []byte) ([]dirRec, error) {
+// one) of directory self, skipping "." and "..", associated files and
+// relocated directories. A "." record must describe self: readers that
+// take a directory's size from it (go-diskfs, for one) would otherwise be
+// told another size than the one checked here.
+func (w *isoWalker) sector(p string, b []byte, self dirRec) ([]dirRec, error) {
 	var out []dirRec
 	for pos := 0; pos < len(b); {
 		l := int(b[pos])
@@ -290,8 +290,18 @@ func (w *isoWalker) sector(p string, b []byte) ([]dirRec, error) {
 		}
 		raw := b[pos : pos+l]
 		pos += l
-		if raw[32] == 1 && (raw[33] == 0 || raw[33] == 1) {
-			continue // "." and ".."
+		if raw[32] == 1 && raw[33] == 0 {
+			dot := dirRec{
+				extent: (int64(binary.LittleEndian.Uint32(raw[2:])) + int64(raw[1])) * sectorSize,
+				length: int64(binary.LittleEndian.Uint32(raw[10:])),
+			}
+			if dot.extent != self.extent || dot.length != self.length {
+				return nil, fmt.Errorf("%s: its \".\" record says %d bytes at %d, its parent %d bytes at %d", where(p), dot.length, dot.extent, self.length, self.extent)
+			}
+			continue
+		}
+		if raw[32] == 1 && raw[33] == 1 {
+			continue // ".."
 		}
 		rec, err := w.record(raw, true)
 		if err != nil {
@@ -432,4 +442,12 @@ func (w *isoWalker) read(b []byte, off int64) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// where names a directory in errors.
+func where(p string) string {
+	if p == "" {
+		return "root directory"
+	}
+	return p
 }

@@ -26,6 +26,7 @@ var craftedISOs = []struct {
 	want string // in the error
 }{
 	{"huge directory length", craftHugeDir, "outside the image"},
+	{"huge \".\" record of the root", craftHugeDot, "its \".\" record says"},
 	{"DAG fan-out 40 depth 6", func() []byte { return craftDAG(40, 6) }, "read twice"},
 	{"directory loop", craftLoop, "read twice"},
 	{"Rock Ridge continuation loop", craftCELoop, "continuation areas"},
