@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -38,6 +39,11 @@ func main() {
 		os.Exit(1)
 	}
 	defer log.Sync()
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// What isoedge keeps is bounded (snapshots, upstream bodies, TLS
+		// buffers); a soft limit keeps the garbage around it bounded too.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	// Files in DATA_DIR stay group-writable: under OpenShift's restricted
 	// SCC a later pod runs with another UID in the same group.
 	syscall.Umask(0o002)
@@ -48,6 +54,12 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT is set: above the bounded working set (SNAPSHOT_CACHE_MAX_BYTES
+// and UPSTREAM_MEMORY_MAX_BYTES at their defaults, stream buffers), below
+// the deployment's 256 MiB limit.
+const defaultMemoryLimit = 96 << 20
 
 func newLogger(level string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)

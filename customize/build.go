@@ -15,6 +15,9 @@ type Overlay struct {
 	Ignition []byte   // an IgnitionArchive; nil leaves the area as it is
 	Kargs    []string // kernel arguments appended to every boot config
 	Ramdisk  []byte   // static-network ramdisk (minimal ISOs)
+	// RamdiskFile, when its Len is not zero, is the ramdisk as a File
+	// segment instead of Ramdisk.
+	RamdiskFile Segment
 }
 
 // patch places segments at an offset of the base image.
@@ -43,15 +46,19 @@ func ISO(l *Layout, base string, o Overlay) (Plan, error) {
 		patches = append(patches, patch{off: a.Off, len: a.Len, what: "ignition",
 			segs: []Segment{Patch(o.Ignition), Zeros(a.Len - int64(len(o.Ignition)))}})
 	}
-	if o.Ramdisk != nil {
+	if o.Ramdisk != nil || o.RamdiskFile.Len > 0 {
+		seg := Patch(o.Ramdisk)
+		if o.RamdiskFile.Len > 0 {
+			seg = o.RamdiskFile
+		}
 		a, ok := l.Files[PathCustomRamdisk]
 		if !ok {
 			return Plan{}, fmt.Errorf("%w: image has no ramdisk area (%s)", ErrNoEmbedArea, PathCustomRamdisk)
 		}
-		if int64(len(o.Ramdisk)) > a.Len {
-			return Plan{}, fmt.Errorf("%w: ramdisk is %d bytes, %s holds %d", ErrTooLarge, len(o.Ramdisk), PathCustomRamdisk, a.Len)
+		if seg.Len > a.Len {
+			return Plan{}, fmt.Errorf("%w: ramdisk is %d bytes, %s holds %d", ErrTooLarge, seg.Len, PathCustomRamdisk, a.Len)
 		}
-		patches = append(patches, patch{off: a.Off, len: int64(len(o.Ramdisk)), what: "ramdisk", segs: []Segment{Patch(o.Ramdisk)}})
+		patches = append(patches, patch{off: a.Off, len: seg.Len, what: "ramdisk", segs: []Segment{seg}})
 	}
 	if len(o.Kargs) > 0 {
 		for _, k := range o.Kargs {
@@ -100,11 +107,17 @@ func overlay(size int64, base string, patches []patch) (Plan, error) {
 // archives in order, and the ignition archive is 4-byte padded so any
 // archive may follow it.
 func PXEInitrd(l *Layout, base string, ignition, ramdisk []byte, extra ...[]byte) (Plan, error) {
+	return PXEInitrdFrom(l, base, ignition, Patch(ramdisk), extra...)
+}
+
+// PXEInitrdFrom is PXEInitrd with the ramdisk as a segment (a File
+// segment for a ramdisk held outside memory).
+func PXEInitrdFrom(l *Layout, base string, ignition []byte, ramdisk Segment, extra ...[]byte) (Plan, error) {
 	a, err := l.File(PathInitrd)
 	if err != nil {
 		return Plan{}, err
 	}
-	segs := []Segment{Extent(a.Off, a.Len), Patch(ignition), Patch(ramdisk)}
+	segs := []Segment{Extent(a.Off, a.Len), Patch(ignition), ramdisk}
 	for _, e := range extra {
 		segs = append(segs, Patch(e))
 	}

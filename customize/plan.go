@@ -1,6 +1,7 @@
 package customize
 
 import (
+	"io"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -17,14 +18,22 @@ const (
 	FromData
 	// FromZero segments are Len zero bytes.
 	FromZero
+	// FromFile segments are bytes [Off, Off+Len) of Src, content that the
+	// plan's builder holds outside memory (a large ramdisk spilled to
+	// disk) and keeps readable while the plan is served.
+	FromFile
 )
 
 // A Segment is one contiguous piece of a plan's output.
 type Segment struct {
 	Kind SegmentKind
-	Off  int64  // offset into the base file (FromBase) or into Data (FromData)
+	Off  int64  // offset into the base file (FromBase), Data (FromData) or Src (FromFile)
 	Len  int64  // number of output bytes
 	Data []byte // the patch; shared, never modified, for FromData only
+	// Src and SrcSum are a FromFile segment's content and the SHA-256 of
+	// all of it, which stands for the content in the plan's ETag.
+	Src    io.ReaderAt
+	SrcSum [sha256.Size]byte
 }
 
 // A Plan describes a customized image as the concatenation of its segments.
@@ -57,6 +66,12 @@ func Extent(off, n int64) Segment { return Segment{Kind: FromBase, Off: off, Len
 // Zeros returns a segment of n zero bytes.
 func Zeros(n int64) Segment { return Segment{Kind: FromZero, Len: n} }
 
+// File returns a segment that outputs the n bytes of src, whose SHA-256
+// is sum. src must stay readable while a plan holding it is served.
+func File(src io.ReaderAt, n int64, sum [sha256.Size]byte) Segment {
+	return Segment{Kind: FromFile, Len: n, Src: src, SrcSum: sum}
+}
+
 // Validate checks that the plan is internally consistent: no negative or
 // empty segments, patches within their data, and Size equal to the sum.
 func (p Plan) Validate() error {
@@ -68,7 +83,10 @@ func (p Plan) Validate() error {
 		if s.Kind == FromData && s.Off+s.Len > int64(len(s.Data)) {
 			return fmt.Errorf("customize: segment %d: patch range %d+%d exceeds %d bytes", i, s.Off, s.Len, len(s.Data))
 		}
-		if s.Kind > FromZero {
+		if s.Kind == FromFile && s.Src == nil {
+			return fmt.Errorf("customize: segment %d: file segment without a source", i)
+		}
+		if s.Kind > FromFile {
 			return fmt.Errorf("customize: segment %d: unknown kind %d", i, s.Kind)
 		}
 		if sum > (1<<63-1)-s.Len {
@@ -125,9 +143,12 @@ func (p Plan) ETag() string {
 		binary.BigEndian.PutUint64(buf[1:], uint64(s.Off))
 		binary.BigEndian.PutUint64(buf[9:], uint64(s.Len))
 		n := 17
-		if s.Kind == FromData {
+		switch s.Kind {
+		case FromData:
 			sum := sha256.Sum256(s.Data[s.Off : s.Off+s.Len])
 			n += copy(buf[17:], sum[:])
+		case FromFile:
+			n += copy(buf[17:], s.SrcSum[:])
 		}
 		h.Write(buf[:n])
 	}

@@ -2,6 +2,7 @@ package customize
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"os"
@@ -225,4 +226,43 @@ func FuzzPlanSlice(f *testing.F) {
 			t.Fatalf("Slice(%d,%d) = size %d, %v", off, n, s.Size, err)
 		}
 	})
+}
+
+// TestFileSegment: a File segment reads its source at its offsets, in
+// every writer and in slices, and its digest stands for it in the ETag.
+func TestFileSegment(t *testing.T) {
+	src := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	sum := sha256.Sum256(src)
+	p := NewPlan("base", Patch([]byte("head-")), File(bytes.NewReader(src), int64(len(src)), sum), Zeros(3))
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]byte("head-"), src...), 0, 0, 0)
+	got, err := io.ReadAll(NewReader(p, nil))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Reader: %d bytes, %v", len(got), err)
+	}
+	var buf bytes.Buffer
+	if _, err := p.WriteTo(&buf, nil); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("WriteTo: %d bytes, %v", buf.Len(), err)
+	}
+	for _, r := range [][2]int64{{0, 7}, {5, 100}, {4000, 30000}, {int64(len(want)) - 10, 10}} {
+		part, err := p.Slice(r[0], r[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(NewReader(part, nil))
+		if err != nil || !bytes.Equal(got, want[r[0]:r[0]+r[1]]) {
+			t.Errorf("slice %v: %v", r, err)
+		}
+	}
+	other := sum
+	other[0] ^= 1
+	q := NewPlan("base", Patch([]byte("head-")), File(bytes.NewReader(src), int64(len(src)), other), Zeros(3))
+	if p.ETag() == q.ETag() {
+		t.Error("two File segments with different content digests share an ETag")
+	}
+	if err := NewPlan("base", Segment{Kind: FromFile, Len: 4}).Validate(); err == nil {
+		t.Error("a File segment without a source validated")
+	}
 }

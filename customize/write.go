@@ -32,6 +32,8 @@ func (p Plan) WriteTo(w io.Writer, f *os.File) (int64, error) {
 				m, err = w.Write(zeroBlock[:min(int64(len(zeroBlock)), s.Len-n)])
 				n += int64(m)
 			}
+		case FromFile:
+			n, err = io.Copy(w, io.NewSectionReader(s.Src, s.Off, s.Len))
 		case FromBase:
 			if zeroCopy {
 				if _, err = f.Seek(s.Off, io.SeekStart); err == nil {
@@ -85,8 +87,12 @@ func (r *Reader) Read(b []byte) (int, error) {
 	case FromZero:
 		clear(b)
 		n = len(b)
-	case FromBase:
-		n, err = r.f.ReadAt(b, s.Off+r.off)
+	case FromBase, FromFile:
+		src := r.f
+		if s.Kind == FromFile {
+			src = s.Src
+		}
+		n, err = src.ReadAt(b, s.Off+r.off)
 		if err == io.EOF && n == len(b) {
 			err = nil
 		} else if err == io.EOF {

@@ -119,6 +119,8 @@ func (b *planBody) writeExtents(w io.Writer, rf io.ReaderFrom) (int64, error) {
 				var m int
 				m, err = w.Write(s.Data[s.Off : s.Off+s.Len])
 				n = int64(m)
+			case customize.FromFile:
+				n, err = io.Copy(w, io.NewSectionReader(s.Src, s.Off, s.Len))
 			default:
 				n, err = writeZeros(w, s.Len)
 			}

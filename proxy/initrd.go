@@ -60,26 +60,34 @@ func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdReq
 		if err != nil {
 			return nil, err
 		}
-		defer snap.Close()
-		ramdisk := snap.Ramdisk.Bytes()
-		if snap.Ramdisk != nil && ramdisk == nil {
-			return nil, errSpilledRamdisk
-		}
-		archive, err := customize.IgnitionArchive(snap.Ignition.Data)
-		if err != nil {
-			return nil, err
-		}
+		defer func() { snap.Close() }() // after ramdiskOf may take the ramdisk
 		// nmstatectl goes with a static-network ramdisk: its script needs
 		// it to apply nmstate YAML before NetworkManager starts.
 		var extra [][]byte
 		if snap.Ramdisk != nil && base.Nmstate != nil {
 			extra = append(extra, base.Nmstate)
 		}
-		plan, err := customize.PXEInitrd(base.Layout, base.Digest.String(), archive, ramdisk, extra...)
+		ramdisk, ramdiskFile, held, err := ramdiskOf(&snap)
 		if err != nil {
 			return nil, err
 		}
-		return newBuilt(plan, snap.Ignition.LastModified), nil
+		if ramdiskFile.Len == 0 {
+			ramdiskFile = customize.Patch(ramdisk)
+		}
+		archive, err := customize.IgnitionArchive(snap.Ignition.Data)
+		var plan customize.Plan
+		if err == nil {
+			plan, err = customize.PXEInitrdFrom(base.Layout, base.Digest.String(), archive, ramdiskFile, extra...)
+		}
+		if err != nil {
+			if held != nil {
+				held.release()
+			}
+			return nil, err
+		}
+		b := newBuilt(plan, snap.Ignition.LastModified)
+		b.held = held
+		return b, nil
 	})
 }
 
@@ -95,7 +103,7 @@ func (s *Server) handleInitrd(ctx *fasthttp.RequestCtx) {
 		end(s.fail(ctx, err, initrdErrorBody(err)), 0)
 		return
 	}
-	release, ok := s.limit.acquire()
+	release, ok := s.streamSlot(b)
 	if !ok {
 		end(s.busy(ctx), 0)
 		return

@@ -137,7 +137,7 @@ func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int
 		end(s.fail(ctx, err, ""), 0)
 		return
 	}
-	release, ok := s.limit.acquire()
+	release, ok := s.streamSlot(b)
 	if !ok {
 		end(s.busy(ctx), 0)
 		return
@@ -155,10 +155,6 @@ func (s *Server) serveISO(ctx *fasthttp.RequestCtx, req isoRequest, end func(int
 
 var errS390xKargs = errors.New("kargs cannot be modified in s390x architecture ISOs")
 
-// errSpilledRamdisk: plans take the ramdisk as bytes until they can read it
-// from a file (upstream.Blob spilled under ClientConfig.Memory).
-var errSpilledRamdisk = errors.New("proxy: a ramdisk spilled to disk cannot be served yet")
-
 // buildISO asks assisted-service for the InfraEnv's ignition, kernel
 // arguments and (minimal ISO) ramdisk, and builds the ISO's plan.
 func (s *Server) buildISO(ctx context.Context, req isoRequest, base catalog.Base) (*built, error) {
@@ -167,23 +163,32 @@ func (s *Server) buildISO(ctx context.Context, req isoRequest, base catalog.Base
 	if err != nil {
 		return nil, err
 	}
-	defer snap.Close()
-	ramdisk := snap.Ramdisk.Bytes()
-	if snap.Ramdisk != nil && ramdisk == nil {
-		return nil, errSpilledRamdisk
-	}
+	defer func() { snap.Close() }() // after ramdiskOf may take the ramdisk
 	if snap.Kargs != nil && req.arch == "s390x" {
 		return nil, errS390xKargs
 	}
-	archive, err := customize.IgnitionArchive(snap.Ignition.Data)
+	ramdisk, ramdiskFile, held, err := ramdiskOf(&snap)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := customize.ISO(base.Layout, base.Digest.String(), customize.Overlay{Ignition: archive, Kargs: snap.Kargs, Ramdisk: ramdisk})
-	if err != nil {
-		return nil, err
+	b, err := func() (*built, error) {
+		archive, err := customize.IgnitionArchive(snap.Ignition.Data)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := customize.ISO(base.Layout, base.Digest.String(), customize.Overlay{Ignition: archive, Kargs: snap.Kargs, Ramdisk: ramdisk, RamdiskFile: ramdiskFile})
+		if err != nil {
+			return nil, err
+		}
+		return newBuilt(plan, snap.Ignition.LastModified), nil
+	}()
+	if err != nil && held != nil {
+		held.release()
 	}
-	return newBuilt(plan, snap.Ignition.LastModified), nil
+	if b != nil {
+		b.held = held
+	}
+	return b, err
 }
 
 // lastModified parses assisted-service's Last-Modified; like the original,

@@ -13,6 +13,9 @@ func NewSource(cfg *config.Config, log *zap.Logger) (Source, error) {
 		return NewClient(ClientConfig{
 			Scheme: cfg.AssistedServiceScheme, Host: cfg.AssistedServiceHost,
 			CAFile: cfg.AssistedServiceCAFile, Timeout: cfg.AssistedServiceTimeout,
+			// Bytes held from assisted-service are bounded: a large
+			// ramdisk waits in DATA_TEMP_DIR, not in memory.
+			Memory: NewMemoryBudget(cfg.UpstreamMemoryMaxBytes), SpillDir: cfg.DataTempDir,
 		})
 	}
 	dir := LocalDir{Dir: cfg.IgnitionDir}
