@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -69,8 +70,14 @@ func (p *pull) redact(text string) string {
 			text = strings.ReplaceAll(text, s, "[redacted]")
 		}
 	}
+	// Blob storage URLs (a registry's redirect) carry signatures in their
+	// query.
+	text = urlQuery.ReplaceAllString(text, "$1?[query redacted]")
 	return clip1k(text)
 }
+
+// urlQuery matches the query of a URL in an error text.
+var urlQuery = regexp.MustCompile(`(https?://[^\s"'?]*)\?[^\s"']*`)
 
 // clip1k bounds a foreign error text.
 func clip1k(s string) string {
@@ -92,8 +99,10 @@ func (p *pull) statusReason(te *transport.Error) (string, error) {
 			what = "the manifest request"
 		case strings.Contains(u, "/blobs/"):
 			what = "the blob request"
-		case te.Request.URL.Host != p.ref.Context().RegistryStr():
-			what = "the registry's token service"
+		}
+		if h := te.Request.URL.Host; h != p.ref.Context().RegistryStr() {
+			// A token service, or blob storage the registry redirected to.
+			what = "the request to " + clip(h)
 		}
 	}
 	status := fmt.Sprintf("status %d %s", te.StatusCode, http.StatusText(te.StatusCode))

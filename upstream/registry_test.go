@@ -7,9 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/isoedge/isoedge/config"
@@ -295,6 +298,16 @@ func TestRegistryPull(t *testing.T) {
 		wantErr(t, err, ErrImageNotFound, "404", "MANIFEST_UNKNOWN")
 	})
 
+	t.Run("stalled blob", func(t *testing.T) {
+		stalled := newSource(t, RegistryConfig{AuthFile: reg.AuthFile, StallTimeout: 200 * time.Millisecond,
+			Transport: &stallBlobs{next: reg.Transport(), after: 256 << 10}})
+		got, _, err := pullFile(t, stalled, RegistryRequest{URL: mosURL, Arch: "x86_64"})
+		wantErr(t, err, ErrStalled, "no data for 200ms")
+		if len(got) >= len(iso) {
+			t.Errorf("%d bytes written by a stalled pull", len(got))
+		}
+	})
+
 	t.Run("file larger than the bound", func(t *testing.T) {
 		small := newSource(t, RegistryConfig{AuthFile: reg.AuthFile, CAFile: reg.CAFile, MaxBytes: int64(len(iso)) - 1})
 		got, _, err := pullFile(t, small, RegistryRequest{URL: mosURL, Arch: "x86_64"})
@@ -303,4 +316,38 @@ func TestRegistryPull(t *testing.T) {
 			t.Errorf("%d bytes written past a refused size", len(got))
 		}
 	})
+}
+
+// stallBlobs delivers `after` bytes of every blob, then nothing until the
+// request is cancelled.
+type stallBlobs struct {
+	next  http.RoundTripper
+	after int64
+}
+
+func (s *stallBlobs) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if err == nil && req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
+		resp.Body = &stallingBody{ReadCloser: resp.Body, left: s.after, ctx: req.Context()}
+	}
+	return resp, err
+}
+
+type stallingBody struct {
+	io.ReadCloser
+	left int64
+	ctx  context.Context
+}
+
+func (b *stallingBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		<-b.ctx.Done()
+		return 0, b.ctx.Err()
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
