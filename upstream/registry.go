@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -213,6 +214,9 @@ func (p *pull) run(ctx context.Context, w io.Writer) (RegistryResult, error) {
 	target := req.Path
 	if target == "" {
 		target = config.DefaultRegistryPath(req.Arch)
+	}
+	if !strings.HasPrefix(target, "/") || target == "/" || path.Clean(target) != target {
+		return RegistryResult{}, fmt.Errorf("path %q is not an absolute, clean path to a file: %w", clip(target), ErrFileNotFound)
 	}
 	want := strings.ToLower(req.SHA256)
 	if want != "" && !isHexSHA256(want) {

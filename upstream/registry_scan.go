@@ -21,6 +21,9 @@ const (
 	// maxChecksumFile bounds <path>.sha256; machine-os-images writes the
 	// 64 hex digits alone.
 	maxChecksumFile = 4096
+	// maxLayers bounds the layers of an image, each one a request:
+	// overlay stacks stop near 128, so this is generous.
+	maxLayers = 1000
 	// maxZstdWindow bounds the memory a zstd layer can make the decoder
 	// take: 128 MiB is what `zstd --long` writes; default levels use 8 MiB.
 	maxZstdWindow = 128 << 20
@@ -74,6 +77,9 @@ func (s *layerScan) run(ctx context.Context) error {
 	s.fileT = target{path: s.file}
 	s.sumT = target{path: s.sum}
 	total := len(s.layers)
+	if total > maxLayers {
+		return fmt.Errorf("the image has %d layers, more than the %d isoedge reads: %w", total, maxLayers, ErrBadImage)
+	}
 	for i := total - 1; i >= 0 && !(s.fileT.done && s.sumT.done); i-- {
 		if err := s.scanLayer(ctx, i); err != nil {
 			return err

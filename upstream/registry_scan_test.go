@@ -217,6 +217,15 @@ func TestLayerScanFormats(t *testing.T) {
 			t.Error("a foreign layer was fetched")
 		}
 	})
+	t.Run("too many layers", func(t *testing.T) {
+		l := rt.Layer(t, rt.Entry{Name: "x", Body: []byte("x")})
+		layers := make([]v1.Layer, maxLayers+1)
+		for i := range layers {
+			layers[i] = l
+		}
+		_, _, err := scanLocal(t, rt.Image(t, "amd64", layers...), "", 1<<20)
+		wantErr(t, err, ErrBadImage, "1001 layers")
+	})
 	t.Run("decompression bound", func(t *testing.T) {
 		// 8 MiB of zeros compress to a few KiB; a 1 MiB file bound lets a
 		// pull inflate 2 MiB.

@@ -263,6 +263,10 @@ func TestRegistryPull(t *testing.T) {
 		if string(got) != "#!/bin/bash\n" {
 			t.Errorf("got %q", got)
 		}
+		for _, bad := range []string{"coreos/coreos-x86_64.iso", "/coreos/../coreos/coreos-x86_64.iso", "/"} {
+			_, _, err := pullFile(t, src, RegistryRequest{URL: mosURL, Arch: "x86_64", Path: bad})
+			wantErr(t, err, ErrFileNotFound, "not an absolute, clean path")
+		}
 	})
 
 	t.Run("later layer deletes the file", func(t *testing.T) {
@@ -305,6 +309,21 @@ func TestRegistryPull(t *testing.T) {
 		wantErr(t, err, ErrStalled, "no data for 200ms")
 		if len(got) >= len(iso) {
 			t.Errorf("%d bytes written by a stalled pull", len(got))
+		}
+		// The next attempt starts again, into an empty writer.
+		if again, _ := mustPull(t, src, RegistryRequest{URL: mosURL, Arch: "x86_64"}); !bytes.Equal(again, iso) {
+			t.Error("the pull after a stall got other bytes")
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var buf bytes.Buffer
+		_, err := src.Fetch(ctx, RegistryRequest{URL: mosURL, Arch: "x86_64", Progress: func(done, total int64) { cancel() }}, &buf)
+		wantErr(t, err, context.Canceled)
+		if buf.Len() >= len(iso) {
+			t.Errorf("%d bytes written by a cancelled pull", buf.Len())
 		}
 	})
 

@@ -243,6 +243,7 @@ func startProcess(t testing.TB, bin, cfg string) *process {
 	p := &process{log: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", cfg)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	dieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("registrytest: start %s: %v", bin, err)
 	}
