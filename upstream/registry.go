@@ -177,7 +177,9 @@ func RegistryRequestFor(img config.OSImage) RegistryRequest {
 // image's <path>.sha256 (a hex digest, surrounding whitespace ignored) and
 // req.SHA256, whichever exist; if the .sha256 is read before the file and
 // disagrees with req.SHA256, nothing is streamed. An error means the bytes
-// in w must not be committed.
+// in w must not be committed. On success, commit with RegistryResult.SHA256
+// as the expected digest: a writer that already held bytes (a resumed
+// partial file) then fails to commit instead of storing a mixed file.
 //
 // Errors start with "upstream: registry <image reference>: ", say why in
 // words, wrap the Err* values above, and never hold a credential or a raw
