@@ -59,6 +59,7 @@ type Config struct {
 	AllowedDomains              []string          // ALLOWED_DOMAINS: spaces removed, split on ",", empty parts dropped
 	InsecureSkipVerify          bool              // INSECURE_SKIP_VERIFY, default false
 	OSImageCAFile               string            // OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE
+	RegistryAuthFile            string            // REGISTRY_AUTH_FILE: containers-auth.json (a pull secret) for docker:// OS images; the file holds credentials, the path does not
 	OSImagesRequestHeaders      map[string]string // OS_IMAGES_REQUEST_HEADERS (JSON object of strings); values may be secrets
 	OSImagesRequestQueryParams  map[string]string // OS_IMAGES_REQUEST_QUERY_PARAMS (JSON object of strings); values may be secrets
 	ImageServiceBaseURL         string            // IMAGE_SERVICE_BASE_URL
@@ -159,6 +160,7 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return nil, err
 	}
 	c.OSImageCAFile, _ = e.str("OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE", "")
+	c.RegistryAuthFile, _ = e.str("REGISTRY_AUTH_FILE", "")
 	if c.OSImagesRequestHeaders, err = stringMap(e, "OS_IMAGES_REQUEST_HEADERS"); err != nil {
 		return nil, err
 	}

@@ -493,6 +493,8 @@ func FuzzParseOSImages(f *testing.F) {
 		`[{"openshift_version":"4","cpu_architecture":"x","url":"u","version":"v","type":""}]`,
 		`[{"openshift_version":"4","cpu_architecture":1,"url":"u","version":"v"}]`,
 		`[{"openshift_version":"\u00e9","cpu_architecture":"x","url":"u","version":"v","x":"\ud800"}]`,
+		`[{"openshift_version":"4","cpu_architecture":"arm64","url":"docker://quay.io/a/b@sha256:` + strings.Repeat("ab", 32) + `","version":"v"}]`,
+		`[{"openshift_version":"4","cpu_architecture":"x86_64","url":"docker://127.0.0.1:5000/a:t","version":"v","path":"/coreos/x.iso"}]`,
 	} {
 		f.Add(s)
 	}
@@ -513,6 +515,9 @@ func FuzzParseOSImages(f *testing.F) {
 			}
 			if im.SHA256 != "" && (len(im.SHA256) != 64 || strings.ToLower(im.SHA256) != im.SHA256) {
 				t.Fatalf("entry %d: sha256 %q", i, im.SHA256)
+			}
+			if docker := IsDockerURL(im.URL); docker != strings.HasPrefix(im.Path, "/") || (!docker && (im.Path != "" || im.MovableTag)) {
+				t.Fatalf("entry %d: url %q with path %q, movable %v", i, im.URL, im.Path, im.MovableTag)
 			}
 		}
 	})

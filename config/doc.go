@@ -39,6 +39,11 @@
 //     IGNITION_DIR defaults to DATA_DIR/ignition, so the binary starts with
 //     no configuration at all. The original's built-in list of seven 4.8–4.11
 //     images on mirror.openshift.com is not reproduced.
+//   - An OS image entry may take its file from a container image: a url
+//     docker://HOST[:PORT]/REPO@sha256:HEX (or :TAG, flagged MovableTag)
+//     with an optional "path" key (default /coreos/coreos-<arch>.iso, the
+//     layout of openshift/machine-os-images); REGISTRY_AUTH_FILE names the
+//     containers-auth.json with the registry credentials.
 //
 // Integer, boolean and duration variables that are set but empty are an
 // error, as in the original (envconfig fails to parse ""). Integers are parsed

@@ -18,6 +18,14 @@ type OSImage struct {
 	Version          string `json:"version"`
 	Type             string `json:"type,omitempty"`   // "full-iso" (default, filled in by Load) or "disconnected-iso"
 	SHA256           string `json:"sha256,omitempty"` // optional expected digest, 64 lowercase hex
+	// Path is the file to take from the container image of a docker:// URL;
+	// ParseOSImages fills in DefaultRegistryPath when the key is absent.
+	// Always "" for other URLs.
+	Path string `json:"path,omitempty"`
+	// MovableTag is true for a docker:// URL that names a tag without a
+	// digest: the image behind it can change. Set by ParseOSImages, never
+	// read from JSON; callers log a warning.
+	MovableTag bool `json:"-"`
 }
 
 // Image types accepted in the "type" key.
@@ -52,8 +60,12 @@ var requiredKeys = [...]string{"openshift_version", "cpu_architecture", "url", "
 // openshift_version, cpu_architecture, url and version (empty values are
 // allowed). The optional "type" defaults to "full-iso" and must be "full-iso"
 // or "disconnected-iso"; the optional "sha256" must be 64 hex digits and is
-// returned in lower case. Other keys are ignored, but their values must still
-// be strings, as in the original. An empty list is an error.
+// returned in lower case. A url of the form docker://HOST[:PORT]/REPO@sha256:HEX
+// (or :TAG, flagged MovableTag) names a file in a container image, see
+// ParseDockerURL: its cpu_architecture must be one RegistryArch knows and the
+// optional "path" (absolute, clean) defaults to DefaultRegistryPath. "path"
+// is refused on other URLs. Other keys are ignored, but their values must
+// still be strings, as in the original. An empty list is an error.
 //
 // Errors do not name a variable; Load adds it.
 func ParseOSImages(s string) ([]OSImage, error) {
@@ -102,6 +114,7 @@ func parseOSImage(obj map[string]json.RawMessage) (OSImage, error) {
 		Version:          vals["version"],
 		Type:             vals["type"],
 		SHA256:           strings.ToLower(vals["sha256"]),
+		Path:             vals["path"],
 	}
 	switch im.Type {
 	case "":
@@ -114,6 +127,13 @@ func parseOSImage(obj map[string]json.RawMessage) (OSImage, error) {
 		if b, err := hex.DecodeString(im.SHA256); err != nil || len(b) != 32 {
 			return OSImage{}, fmt.Errorf("invalid sha256 %q: want 64 hex digits", im.SHA256)
 		}
+	}
+	if IsDockerURL(im.URL) {
+		if err := checkDockerEntry(&im); err != nil {
+			return OSImage{}, err
+		}
+	} else if _, ok := vals["path"]; ok {
+		return OSImage{}, errors.New("path: only docker:// URLs name a file in an image")
 	}
 	return im, nil
 }

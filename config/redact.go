@@ -39,6 +39,7 @@ func (c *Config) Redacted() map[string]string {
 		"ALLOWED_DOMAINS":                      strings.Join(c.AllowedDomains, ","),
 		"INSECURE_SKIP_VERIFY":                 strconv.FormatBool(c.InsecureSkipVerify),
 		"OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE":    c.OSImageCAFile,
+		"REGISTRY_AUTH_FILE":                   c.RegistryAuthFile,
 		"OS_IMAGES_REQUEST_HEADERS":            keysOnly(c.OSImagesRequestHeaders),
 		"OS_IMAGES_REQUEST_QUERY_PARAMS":       keysOnly(c.OSImagesRequestQueryParams),
 		"IMAGE_SERVICE_BASE_URL":               redactURL(c.ImageServiceBaseURL),

@@ -9,6 +9,9 @@
 // calls; a ramdisk comes as a Blob, in memory within a MemoryBudget or
 // spilled to an unlinked file. Fetcher streams OS images for the cache to
 // ingest, bounded in time and size, and resumes only against a validator.
+// RegistrySource takes one file (an ISO) out of a container image in a
+// registry (docker:// URLs), with the credentials of REGISTRY_AUTH_FILE, over
+// https only; see RegistrySource.Fetch for how layers are read.
 //
 // Errors are values the proxy maps to status codes: StatusError carries an
 // assisted-service 4xx/5xx through, GatewayError (ErrBadGateway) is any
