@@ -1,11 +1,11 @@
 package customize
 
 import (
-	"io"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 )
 
 // SegmentKind says where a segment's bytes come from.
