@@ -100,17 +100,14 @@ func wire(cfg *config.Config, log *zap.Logger, store *cache.Store, index *cache.
 	if err != nil {
 		return nil, err
 	}
-	fetcher, err := upstream.NewFetcher(upstream.FetcherConfig{
-		Headers: cfg.OSImagesRequestHeaders, Query: cfg.OSImagesRequestQueryParams,
-		CAFile: cfg.OSImageCAFile, InsecureSkipVerify: cfg.InsecureSkipVerify,
-		ConnectTimeout: cfg.OSImageConnectTimeout, HeaderTimeout: cfg.OSImageHeaderTimeout,
-		StallTimeout: cfg.OSImageStallTimeout, MaxBytes: cfg.OSImageMaxBytes,
-	})
+	fetcher, registry, err := upstream.NewImageSources(cfg)
 	if err != nil {
 		return nil, err
 	}
 	set := metrics.NewSet()
-	cat, err := catalog.New(catalog.FromConfig(cfg, store, index, fetcher, log, set))
+	catCfg := catalog.FromConfig(cfg, store, index, fetcher, log, set)
+	catCfg.Registry = registry
+	cat, err := catalog.New(catCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,8 @@ type Config struct {
 	Store   *cache.Store
 	Index   *cache.Index
 	Fetcher *upstream.Fetcher
+	// Registry pulls docker:// images; nil when none is configured.
+	Registry *upstream.RegistrySource
 	TempDir string // scratch space: sample image, minimal templates, nmstatectl extraction
 	// ImageServiceBaseURL is this service's external URL; minimal ISO
 	// templates carry a rootfs URL under it, so it is part of their identity.
@@ -206,6 +208,10 @@ func New(cfg Config) (*Catalog, error) {
 		c.entries = append(c.entries, &imageEntry{img: img, key: k, state: StatePending, ready: make(chan struct{})})
 	}
 	for _, e := range c.entries {
+		if e.img.MovableTag {
+			c.log.Warn("OS image names a container image by tag, which can move; pin a digest (@sha256:…)",
+				zap.String("version", e.key.Version), zap.String("arch", e.key.Arch))
+		}
 		labels := fmt.Sprintf(`{version=%q,arch=%q,type=%q}`, e.key.Version, e.key.Arch, e.key.Type)
 		cfg.Metrics.GetOrCreateGauge("isoedge_base_image_ready"+labels, func() float64 {
 			c.mu.RLock()

@@ -49,7 +49,16 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 	if limit := c.imageLimit(); limit > 0 {
 		w.Limit(limit)
 	}
-	if err := c.download(ctx, e, log, src, w, resumable); err != nil {
+	if config.IsDockerURL(src) {
+		// The registry source hashes what it streams and checks it against
+		// the image's <path>.sha256 and the entry's sha256: commit exactly
+		// that digest.
+		d, err := c.pull(ctx, e, log, w)
+		if err != nil {
+			return err
+		}
+		want = d
+	} else if err := c.download(ctx, e, log, src, w, resumable); err != nil {
 		if resumable && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, cache.ErrTooLarge) && !errors.Is(err, upstream.ErrTooLarge) {
 			// Keep the bytes that arrived (and the version they are of):
 			// the next attempt resumes from them.
@@ -111,10 +120,45 @@ func (c *Catalog) source(e *imageEntry, log *zap.Logger) (src string, w *cache.W
 		w, err = c.cfg.Store.Create()
 		return "file://" + path, w, false, func() { os.Remove(path) }, err
 	}
+	if config.IsDockerURL(e.img.URL) {
+		// A layer is a compressed tar: a pull cannot resume mid-stream, so
+		// it starts again; the temp file of an interrupted one is swept.
+		w, err = c.cfg.Store.Create()
+		return e.img.URL, w, false, cleanup, err
+	}
 	// A download interrupted by an error, a restart or a crash goes on
 	// from what it already wrote.
 	w, err = c.cfg.Store.Resume(partialKey(e))
 	return e.img.URL, w, true, cleanup, err
+}
+
+// pull streams the file an OS image names in a container image into w
+// and returns the digest it must be committed with.
+func (c *Catalog) pull(ctx context.Context, e *imageEntry, log *zap.Logger, w *cache.Writer) (cache.Digest, error) {
+	if c.cfg.Registry == nil {
+		return cache.Digest{}, errors.New("catalog: no registry source configured")
+	}
+	req := upstream.RegistryRequestFor(e.img)
+	if req.MaxBytes <= 0 || (c.imageLimit() > 0 && c.imageLimit() < req.MaxBytes) {
+		req.MaxBytes = c.imageLimit()
+	}
+	lastTenth := int64(-1)
+	req.Progress = func(done, total int64) {
+		c.mu.Lock()
+		e.done, e.total = done, total
+		c.mu.Unlock()
+		if total > 0 && done*10/total != lastTenth {
+			lastTenth = done * 10 / total
+			log.Info("pulling OS image", zap.Int64("percent", lastTenth*10))
+		}
+	}
+	res, err := c.cfg.Registry.Fetch(ctx, req, w)
+	if err != nil {
+		return cache.Digest{}, err
+	}
+	log.Info("pulled OS image from its container image", zap.String("image_digest", res.Digest),
+		zap.String("layer", res.Layer), zap.Bool("checked_against_image_sha256", res.Checksum != ""))
+	return cache.ParseDigest(res.SHA256)
 }
 
 // imageLimit is the largest image a download may write: OS_IMAGE_MAX_BYTES,

@@ -31,3 +31,27 @@ func NewSource(cfg *config.Config, log *zap.Logger) (Source, error) {
 	log.Info("serving ignition from a local directory", zap.String("dir", cfg.IgnitionDir))
 	return dir, nil
 }
+
+// NewImageSources returns the OS image sources the configuration names:
+// the fetcher for http(s) and file URLs and the registry source for
+// docker:// ones, with the same trust, timeouts and bounds.
+func NewImageSources(cfg *config.Config) (*Fetcher, *RegistrySource, error) {
+	fetcher, err := NewFetcher(FetcherConfig{
+		Headers: cfg.OSImagesRequestHeaders, Query: cfg.OSImagesRequestQueryParams,
+		CAFile: cfg.OSImageCAFile, InsecureSkipVerify: cfg.InsecureSkipVerify,
+		ConnectTimeout: cfg.OSImageConnectTimeout, HeaderTimeout: cfg.OSImageHeaderTimeout,
+		StallTimeout: cfg.OSImageStallTimeout, MaxBytes: cfg.OSImageMaxBytes,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	registry, err := NewRegistrySource(RegistryConfig{
+		AuthFile: cfg.RegistryAuthFile, CAFile: cfg.OSImageCAFile, InsecureSkipVerify: cfg.InsecureSkipVerify,
+		ConnectTimeout: cfg.OSImageConnectTimeout, HeaderTimeout: cfg.OSImageHeaderTimeout,
+		StallTimeout: cfg.OSImageStallTimeout, MaxBytes: cfg.OSImageMaxBytes,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return fetcher, registry, nil
+}
