@@ -24,7 +24,7 @@ type Config struct {
 	Fetcher *upstream.Fetcher
 	// Registry pulls docker:// images; nil when none is configured.
 	Registry *upstream.RegistrySource
-	TempDir string // scratch space: sample image, minimal templates, nmstatectl extraction
+	TempDir  string // scratch space: sample image, minimal templates, nmstatectl extraction
 	// ImageServiceBaseURL is this service's external URL; minimal ISO
 	// templates carry a rootfs URL under it, so it is part of their identity.
 	ImageServiceBaseURL string
