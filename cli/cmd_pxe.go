@@ -84,7 +84,7 @@ func setupPXEUnwrap(fs *pflag.FlagSet) runFunc {
 			defer f.Close()
 			r, name = f, args[0]
 		}
-		_, config, err := unwrapArchives(bufio.NewReader(r))
+		_, config, _, err := unwrapArchives(bufio.NewReader(r))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

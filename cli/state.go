@@ -67,12 +67,19 @@ func readIgnitionState(f *os.File, l *customize.Layout) (ignitionState, error) {
 	if s.Used == 0 {
 		return s, nil
 	}
-	members, config, err := unwrapArchives(bufio.NewReader(io.NewSectionReader(f, l.Ignition.Off, s.Used)))
+	// The whole area: a gzip trailer may end in zero bytes.
+	members, config, end, err := unwrapArchives(bufio.NewReader(io.NewSectionReader(f, l.Ignition.Off, l.Ignition.Len)))
 	s.Members, s.Config, s.Size = members, config, len(config)
-	if err != nil {
+	switch {
+	case err != nil:
 		s.Problem = err.Error()
-	} else if config == nil {
+	case config == nil:
 		s.Problem = "the embedded archive holds no config.ign"
+	default:
+		// Another archive would start at the next 4-byte boundary (newc
+		// alignment), which is where the writer's padding ends.
+		end = min((end+3)&^3, l.Ignition.Len)
+		s.Used, s.Free = end, l.Ignition.Len-end
 	}
 	return s, nil
 }
@@ -80,56 +87,84 @@ func readIgnitionState(f *os.File, l *customize.Layout) (ignitionState, error) {
 var errUnknownData = errors.New("neither a gzip'd nor a plain newc cpio archive")
 
 // unwrapArchives reads initramfs archives from r until its end: gzip
-// members and plain newc archives, with NUL padding between them, as the
-// kernel unpacks them. It returns the member names and the last config.ign
-// (later members replace earlier ones when the kernel unpacks them).
-func unwrapArchives(r *bufio.Reader) (names []string, config []byte, err error) {
+// members and plain newc archives, with NUL padding between and after
+// them, as the kernel unpacks them. It returns the member names, the last
+// config.ign (later members replace earlier ones when the kernel unpacks
+// them) and the offset just past the last archive.
+func unwrapArchives(r *bufio.Reader) (names []string, config []byte, end int64, err error) {
 	var at int64 // bytes of r consumed
 	for {
 		b, err := r.Peek(6)
 		if len(b) == 0 && err == io.EOF {
-			return names, config, nil
+			return names, config, end, nil
 		}
 		switch {
 		case len(b) > 0 && b[0] == 0:
-			_, _ = r.ReadByte()
-			at++
+			n, err := skipZeros(r)
+			at += n
+			if err != nil {
+				return names, config, end, err
+			}
+			continue
 		case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b:
 			cr := &countingReader{r: r}
 			zr, err := gzip.NewReader(cr)
 			if err != nil {
-				return names, config, fmt.Errorf("gzip member at byte %d: %w", at, err)
+				return names, config, end, fmt.Errorf("gzip member at byte %d: %w", at, err)
 			}
 			// r is an io.ByteReader, so gzip reads no further than the
 			// member's end and the next archive stays in r.
 			zr.Multistream(false)
 			unpacked := bufio.NewReader(io.LimitReader(zr, maxUnpackedConfig))
 			if names, config, err = readCpios(unpacked, names, config); err != nil {
-				return names, config, fmt.Errorf("gzip member at byte %d: %w", at, err)
+				return names, config, end, fmt.Errorf("gzip member at byte %d: %w", at, err)
 			}
 			// readCpios read the limited stream to its end: the member
 			// must end there (gzip checks its CRC and length at the end).
 			var one [1]byte
 			if n, err := io.ReadFull(zr, one[:]); n > 0 {
-				return names, config, fmt.Errorf("gzip member at byte %d unpacks to more than %d bytes", at, maxUnpackedConfig)
+				return names, config, end, fmt.Errorf("gzip member at byte %d unpacks to more than %d bytes", at, maxUnpackedConfig)
 			} else if err != io.EOF {
-				return names, config, fmt.Errorf("gzip member at byte %d: %w", at, err)
+				return names, config, end, fmt.Errorf("gzip member at byte %d: %w", at, err)
 			}
 			at += cr.n
 		case len(b) == 6 && (string(b) == newc.Magic || string(b) == "070702"):
 			nr := newc.NewReader(r, archiveLimits)
 			if names, config, err = readCpio(nr, names, config); err != nil {
-				return names, config, fmt.Errorf("cpio archive at byte %d: %w", at, err)
+				return names, config, end, fmt.Errorf("cpio archive at byte %d: %w", at, err)
 			}
 			at += nr.Len()
 		default:
 			if err != nil && err != io.EOF {
-				return names, config, err
+				return names, config, end, err
 			}
 			if bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z'}) {
-				return names, config, fmt.Errorf("data at byte %d is xz-compressed (as coreos-installer writes it), %w", at, errUnknownData)
+				return names, config, end, fmt.Errorf("data at byte %d is xz-compressed (as coreos-installer writes it), %w", at, errUnknownData)
 			}
-			return names, config, fmt.Errorf("data at byte %d is %w", at, errUnknownData)
+			return names, config, end, fmt.Errorf("data at byte %d is %w", at, errUnknownData)
+		}
+		end = at
+	}
+}
+
+// skipZeros consumes the NUL bytes at the start of r.
+func skipZeros(r *bufio.Reader) (int64, error) {
+	var n int64
+	for {
+		b, err := r.Peek(r.Size())
+		z := len(b) - len(bytes.TrimLeft(b, "\x00"))
+		if _, derr := r.Discard(z); derr != nil {
+			return n, derr
+		}
+		n += int64(z)
+		if z < len(b) || len(b) == 0 {
+			return n, nil
+		}
+		if err != nil {
+			if err == io.EOF {
+				return n, nil
+			}
+			return n, err
 		}
 	}
 }
