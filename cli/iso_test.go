@@ -239,4 +239,3 @@ func TestISOServiceCustomized(t *testing.T) {
 		}
 	}
 }
-
