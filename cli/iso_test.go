@@ -124,10 +124,19 @@ func TestISOIgnitionEmbedShow(t *testing.T) {
 	if fileDigest(t, old) != fileDigest(t, iso) {
 		t.Fatal("iso ignition embed and customize differ")
 	}
+	// customize takes --output and --ignition - (standard input) too.
+	old2 := filepath.Join(t.TempDir(), "old2.iso")
+	if code, _, stderr := cliRunStdin(cfgA, "customize", "--output", old2, "--ignition", "-", base); code != 0 || fileDigest(t, old2) != fileDigest(t, old) {
+		t.Fatalf("customize --output --ignition -: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr := cliRunStdin(cfgA, "customize", "-o", "-", "-i", "-", base)
+	if code != 0 || fileDigest(t, writeTemp(t, "o.iso", []byte(stdout))) != fileDigest(t, old) {
+		t.Fatalf("customize -o -: exit %d, %d bytes, %s", code, len(stdout), stderr)
+	}
 
 	// A second embed needs -f; the ISO is left as it was.
 	before := fileDigest(t, iso)
-	code, _, stderr := cliRunStdin(cfgB, "iso", "ignition", "embed", iso)
+	code, _, stderr = cliRunStdin(cfgB, "iso", "ignition", "embed", iso)
 	if code != 1 || !strings.Contains(stderr, "-f") || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("second embed: exit %d, stderr %q", code, stderr)
 	}
@@ -145,7 +154,7 @@ func TestISOIgnitionEmbedShow(t *testing.T) {
 	cliOnlyFile(t, dir, "work.iso")
 
 	// -i - and -o -: standard input to standard output.
-	code, stdout, stderr := cliRunStdin(cfgA, "iso", "ignition", "embed", "--ignition-file", "-", "-o", "-", base)
+	code, stdout, stderr = cliRunStdin(cfgA, "iso", "ignition", "embed", "--ignition-file", "-", "-o", "-", base)
 	if code != 0 || int64(len(stdout)) != fileSize(t, base) {
 		t.Fatalf("embed to stdout: exit %d, %d bytes, stderr %q", code, len(stdout), stderr)
 	}
