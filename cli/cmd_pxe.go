@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/isoedge/isoedge/customize"
 	"github.com/spf13/pflag"
@@ -75,16 +78,21 @@ func setupPXEUnwrap(fs *pflag.FlagSet) runFunc {
 			return usagef("takes at most one file, got %d arguments", len(args))
 		}
 		var r io.Reader = e.stdin
+		var f *os.File
 		name := "standard input"
 		if len(args) == 1 && args[0] != "-" {
-			f, err := openFile(args[0])
-			if err != nil {
+			var err error
+			if f, err = openFile(args[0]); err != nil {
 				return err
 			}
 			defer f.Close()
 			r, name = f, args[0]
 		}
-		_, config, _, err := unwrapArchives(bufio.NewReader(r))
+		_, config, end, err := unwrapArchives(bufio.NewReader(r))
+		if errors.Is(err, errUnknownData) && f != nil {
+			// An xz- or zstd-compressed initramfs with archives appended.
+			config, err = findAppended(f, end)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -94,6 +102,49 @@ func setupPXEUnwrap(fs *pflag.FlagSet) runFunc {
 		_, err = e.stdout.Write(config)
 		return err
 	}
+}
+
+// maxResyncs bounds how many gzip headers findAppended tries.
+const maxResyncs = 4096
+
+// findAppended finds the archives appended to an initramfs whose first
+// part unwrapArchives cannot read (the live initramfs is xz- or
+// zstd-compressed): it tries each gzip member header after off in turn
+// and takes the config.ign of the first one from which gzip'd and plain
+// archives run to the end of the file.
+func findAppended(f *os.File, off int64) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	magic := []byte{0x1f, 0x8b, 8} // gzip, deflate
+	buf := make([]byte, 1<<20)
+	tries := 0
+	for pos := off; pos < size; {
+		n, err := f.ReadAt(buf, pos)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		i := bytes.Index(buf[:n], magic)
+		if i < 0 {
+			if n < len(magic) {
+				break
+			}
+			pos += int64(n - len(magic) + 1)
+			continue
+		}
+		start := pos + int64(i)
+		if tries++; tries > maxResyncs {
+			return nil, fmt.Errorf("no appended archive found after %d tries", maxResyncs)
+		}
+		_, config, _, err := unwrapArchives(bufio.NewReader(io.NewSectionReader(f, start, size-start)))
+		if err == nil && config != nil {
+			return config, nil
+		}
+		pos = start + 1
+	}
+	return nil, fmt.Errorf("data at byte %d is %w, and no gzip'd archive with config.ign follows it", off, errUnknownData)
 }
 
 func setupPXECustomize(fs *pflag.FlagSet) runFunc {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,4 +174,56 @@ func TestPXECustomize(t *testing.T) {
 	if code, _, _ := cliRun("pxe", "customize", "-i", writeTemp(t, "a.ign", cfgA), initrd); code != 2 {
 		t.Fatalf("no -o: exit %d", code)
 	}
+}
+
+// TestPXEUnwrapAfterXZ: a live initramfs is a plain cpio followed by an
+// xz-compressed one; the config appended after it is still found.
+func TestPXEUnwrapAfterXZ(t *testing.T) {
+	plain := gunzip(t, fixture.CpioArchive(t, map[string][]byte{"kernel/x86/microcode/x.bin": []byte("ucode")}))
+	mainCpio := gunzip(t, fixture.CpioArchive(t, map[string][]byte{"etc/coreos-live-initramfs": []byte("live\n"), "usr/bin/x": fixture.PseudoRandom(200<<10, 9)}))
+	cmd := exec.Command("xz", "--check=crc32", "-c")
+	cmd.Stdin = bytes.NewReader(mainCpio)
+	xzed, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(plain)%4 != 0 {
+		plain = append(plain, 0)
+	}
+	initramfs := writeTemp(t, "initramfs.img", append(plain, xzed...))
+	out := filepath.Join(t.TempDir(), "custom.img")
+	mustRun(t, "pxe", "customize", "-i", writeTemp(t, "a.ign", cfgA), "-o", out, initramfs)
+	if got := mustRun(t, "pxe", "ignition", "unwrap", out); got != string(cfgA) {
+		t.Fatalf("unwrap = %q", got)
+	}
+	// Standard input cannot be searched: a clear error.
+	b, _ := os.ReadFile(out)
+	code, _, stderr := cliRunStdin(b, "pxe", "ignition", "unwrap")
+	if code != 1 || !strings.Contains(stderr, "xz") {
+		t.Fatalf("unwrap of an xz initramfs from stdin: exit %d, %q", code, stderr)
+	}
+	// The output is the initramfs and the archive, which cpio reads.
+	base, _ := os.ReadFile(initramfs)
+	if !bytes.HasPrefix(b, base) {
+		t.Fatal("output does not start with the initramfs")
+	}
+	if files := fixture.CpioFiles(t, b[len(base):]); !bytes.Equal(files["config.ign"], cfgA) {
+		t.Fatalf("the appended archive unpacks to %v", files)
+	}
+}
+
+// gunzip returns the first gzip member of b (a CpioArchive: cpio's
+// output, gzip'd and NUL-padded).
+func gunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr.Multistream(false)
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
