@@ -68,6 +68,16 @@ func TestISOExtractMinimal(t *testing.T) {
 	if line := kernelLine(t, out, "EFI/redhat/grub.cfg"); !strings.Contains(line, "coreos.live.rootfs_url=") {
 		t.Fatalf("minimal grub.cfg kernel line %q", line)
 	}
+	// Its kernel arguments are read and edited like a full ISO's.
+	if kargs := mustRun(t, "iso", "kargs", "show", out); !strings.Contains(kargs, "coreos.live.rootfs_url=") || kargs != mustRun(t, "iso", "kargs", "show", "--default", out) {
+		t.Fatalf("minimal kargs %q", kargs)
+	}
+	mod := filepath.Join(t.TempDir(), "mod.iso")
+	mustRun(t, "iso", "kargs", "modify", "-a", "quiet", "-o", mod, out)
+	mustRun(t, "iso", "reset", "-o", filepath.Join(filepath.Dir(mod), "reset.iso"), mod)
+	if fileDigest(t, filepath.Join(filepath.Dir(mod), "reset.iso")) != fileDigest(t, out) {
+		t.Fatal("reset of a modified minimal ISO is not the template")
+	}
 	text := mustRun(t, "inspect", out)
 	if !strings.Contains(text, "ramdisk area:") || !strings.Contains(text, "free 1048576") {
 		t.Fatalf("inspect of the minimal ISO:\n%s", text)

@@ -35,8 +35,10 @@ const (
 	maxUnpackedConfig = 64 << 20 // the ignition archive, decompressed
 )
 
-// archiveLimits bound the ignition archive's cpio structure.
-var archiveLimits = newc.Limits{MaxNameLen: 4096, MaxSize: maxIgnitionInput, MaxMembers: 4096, MaxTotal: maxUnpackedConfig}
+// archiveLimits bound the cpio structure of an embedded or wrapped archive.
+func archiveLimits() newc.Limits {
+	return newc.Limits{MaxNameLen: 4096, MaxSize: maxIgnitionInput, MaxMembers: 4096, MaxTotal: maxUnpackedConfig}
+}
 
 // ignitionState is what the ignition area holds.
 type ignitionState struct {
@@ -129,7 +131,7 @@ func unwrapArchives(r *bufio.Reader) (names []string, config []byte, end int64, 
 			}
 			at += cr.n
 		case len(b) == 6 && (string(b) == newc.Magic || string(b) == "070702"):
-			nr := newc.NewReader(r, archiveLimits)
+			nr := newc.NewReader(r, archiveLimits())
 			if names, config, err = readCpio(nr, names, config); err != nil {
 				return names, config, end, fmt.Errorf("cpio archive at byte %d: %w", at, err)
 			}
@@ -184,7 +186,7 @@ func readCpios(r *bufio.Reader, names []string, config []byte) ([]string, []byte
 			r.ReadByte()
 			continue
 		}
-		if names, config, err = readCpio(newc.NewReader(r, archiveLimits), names, config); err != nil {
+		if names, config, err = readCpio(newc.NewReader(r, archiveLimits()), names, config); err != nil {
 			return names, config, err
 		}
 	}
