@@ -129,6 +129,17 @@ func TestKilledDownloadResumes(t *testing.T) {
 	first := start("first.log")
 	// Wait until the stall point was sent and the partial file holds it.
 	partialGlob := filepath.Join(dataDir, "blobs", "sha256", ".partial-*")
+	// The partial itself, not the sidecar naming the source's version.
+	partials := func() []string {
+		m, _ := filepath.Glob(partialGlob)
+		var out []string
+		for _, p := range m {
+			if !strings.HasSuffix(p, ".validator") {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
 	var partialSize int64
 	deadline := time.Now().Add(30 * time.Second)
 	for partialSize < mirror.stallAfter {
@@ -137,7 +148,7 @@ func TestKilledDownloadResumes(t *testing.T) {
 			t.Fatalf("partial file never reached %d bytes (has %d)\n%s", mirror.stallAfter, partialSize, log)
 		}
 		time.Sleep(20 * time.Millisecond)
-		if m, _ := filepath.Glob(partialGlob); len(m) == 1 {
+		if m := partials(); len(m) == 1 {
 			if st, err := os.Stat(m[0]); err == nil {
 				partialSize = st.Size()
 			}

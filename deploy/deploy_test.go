@@ -260,11 +260,11 @@ func loadTree(t *testing.T) []doc {
 
 // configVars returns the environment variables the config package reads:
 // the ALL_CAPS string literals passed to its lookup helpers (e.str,
-// e.first, e.int64, e.bool, e.duration, e.get, stringMap), found by parsing
+// e.first, e.int64, e.int, e.port, e.bool, e.duration, e.get, stringMap), found by parsing
 // config/*.go. A manifest naming anything else sets a variable nobody reads.
 func configVars(t *testing.T) map[string]bool {
 	t.Helper()
-	lookups := map[string]bool{"str": true, "first": true, "int64": true, "bool": true, "duration": true, "get": true, "stringMap": true}
+	lookups := map[string]bool{"str": true, "first": true, "int64": true, "int": true, "port": true, "bool": true, "duration": true, "get": true, "stringMap": true}
 	name := regexp.MustCompile(`^[A-Z][A-Z0-9_]+$`)
 	files, err := filepath.Glob(filepath.Join("..", "config", "*.go"))
 	if err != nil {
