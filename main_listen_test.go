@@ -334,6 +334,10 @@ func TestBadEnvExits(t *testing.T) {
 	}{
 		{"MaxConcurrentRequests", "MAX_CONCURRENT_REQUESTS", "abc"},
 		{"OSImages", "OS_IMAGES", "[{}]"},
+		{"ListenPort", "LISTEN_PORT", "abc"},
+		{"HTTPListenPort", "HTTP_LISTEN_PORT", "70000"},
+		{"TLSMinVersion", "TLS_MIN_VERSION", "VersionTLS14"},
+		{"TLSCipherSuites", "TLS_CIPHER_SUITES", "ECDHE-RSA-AES128-GCM-SHA256,NOT-A-CIPHER"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -346,9 +350,11 @@ func TestBadEnvExits(t *testing.T) {
 				"HOME=" + t.TempDir(),
 				"DATA_DIR=" + dataDir,
 				"DATA_TEMP_DIR=" + dataDir + "_tmp",
-				"LISTEN_PORT=" + freePort(t),
 				"ASSISTED_SERVICE_HOST=127.0.0.1:1",
 				c.key + "=" + c.value,
+			}
+			if c.key != "LISTEN_PORT" {
+				cmd.Env = append(cmd.Env, "LISTEN_PORT="+freePort(t))
 			}
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -365,5 +371,55 @@ func TestBadEnvExits(t *testing.T) {
 				t.Errorf("DATA_DIR was created (stat: %v) although the configuration is invalid", err)
 			}
 		})
+	}
+}
+
+// TestTLSProfile: TLS_MIN_VERSION and TLS_CIPHER_SUITES, as the
+// assisted-service operator sets them from the cluster's TLS profile,
+// apply to the HTTPS listener; checked with OpenSSL's client.
+func TestTLSProfile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	iso, _ := fixture.Build(t, dir, fixture.Options{})
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	port := freePort(t)
+	env := baseEnv(t.TempDir())
+	env["IGNITION_DIR"] = t.TempDir()
+	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{OpenshiftVersion: ocpVersion, CPUArchitecture: "x86_64", URL: "file://" + iso, Version: rhcosVersion})
+	env["LISTEN_PORT"] = port
+	env["HTTPS_CERT_FILE"] = certFile
+	env["HTTPS_KEY_FILE"] = keyFile
+	env["TLS_MIN_VERSION"] = "VersionTLS13"
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- run(ctx, cfg, zap.NewNop()) }()
+	t.Cleanup(func() {
+		cancel()
+		<-runErr
+	})
+	sClient := func(version string) (string, error) {
+		cmd := exec.Command("openssl", "s_client", "-connect", "127.0.0.1:"+port, version, "-servername", "localhost")
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// Wait for the listener, as a client that speaks TLS 1.3 sees it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := sClient("-tls1_3")
+		if err == nil && strings.Contains(out, "TLSv1.3") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS 1.3 handshake: %v\n%s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, err := sClient("-tls1_2"); err == nil || strings.Contains(out, "Cipher is ECDHE") {
+		t.Errorf("a TLS 1.2 client was accepted with TLS_MIN_VERSION=VersionTLS13:\n%s", out)
 	}
 }
