@@ -544,6 +544,8 @@ func TestPopulatorRetriesAfterServerErrors(t *testing.T) {
 	start := time.Now()
 	runPopulator(t, p)
 	waitReady(t, p, 10*time.Second, img)
+	// Servable (what derives from it built): no longer failing.
+	waitFor(t, 10*time.Second, "servable", p.Ready)
 
 	mu.Lock()
 	defer mu.Unlock()
