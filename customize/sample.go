@@ -3,6 +3,7 @@ package customize
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/diskfs/go-diskfs/filesystem/squashfs"
 	"github.com/isoedge/isoedge/customize/newc"
 )
 
@@ -46,7 +48,7 @@ type sampleFile struct {
 // directory in which go-diskfs stages the files; everything BuildSampleISO
 // creates there is removed before it returns.
 func BuildSampleISO(path, workDir string) (err error) {
-	files, err := sampleFiles()
+	files, err := sampleFiles(workDir)
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func sampleWrite(fsys *iso9660.FileSystem, f sampleFile) error {
 }
 
 // sampleFiles returns the content of the sample ISO.
-func sampleFiles() ([]sampleFile, error) {
+func sampleFiles(workDir string) ([]sampleFile, error) {
 	grub, grubOff := sampleGrubCfg()
 	isolinux, isolinuxOff := sampleIsolinuxCfg()
 
@@ -173,12 +175,22 @@ func sampleFiles() ([]sampleFile, error) {
 	}
 
 	// rootfs.img is shaped like the real one: an uncompressed newc archive
-	// whose first member is root.squashfs ("hsqs" magic at byte 124),
-	// sized so that the archive is exactly sampleRootfsSize bytes.
-	const rootfsOverhead = 124 + 124 // root.squashfs header+name, trailer
-	squash := sampleBytes(sampleRootfsSize-rootfsOverhead, 2)
-	copy(squash, "hsqs")
-	rootfs, err := sampleCPIO(newc.Entry{Name: "root.squashfs", Mode: newc.TypeRegular | 0o644, Data: squash})
+	// whose first member is root.squashfs, a real squashfs holding an
+	// nmstatectl (the sample's OpenShift version needs one), padded so
+	// that the archive is exactly sampleRootfsSize bytes.
+	squash, err := sampleSquashfs(workDir)
+	if err != nil {
+		return nil, err
+	}
+	const rootfsOverhead = 124 + 128 + 124 // headers and names of root.squashfs, sample-padding, the trailer
+	pad := sampleRootfsSize - rootfsOverhead - int64(len(squash)+3)&^3
+	if pad < 0 {
+		return nil, fmt.Errorf("sample iso: root.squashfs of %d bytes exceeds the sample rootfs", len(squash))
+	}
+	rootfs, err := sampleCPIO(
+		newc.Entry{Name: "root.squashfs", Mode: newc.TypeRegular | 0o644, Data: squash},
+		newc.Entry{Name: "sample-padding", Mode: newc.TypeRegular | 0o644, Data: sampleBytes(int(pad), 2)},
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -246,4 +258,63 @@ func sampleCPIO(entries ...newc.Entry) ([]byte, error) {
 		return nil, fmt.Errorf("sample iso: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// sampleNmstatectl is the sample rootfs's stand-in for nmstatectl.
+const sampleNmstatectl = "#!/bin/sh\necho 'nmstatectl of the isoedge sample image'\n"
+
+// sampleSquashfs returns a squashfs image holding usr/bin/nmstatectl,
+// built with go-diskfs in a scratch file under workDir.
+func sampleSquashfs(workDir string) (b []byte, err error) {
+	f, err := os.CreateTemp(workDir, "sample-rootfs-*.squashfs")
+	if err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	stage, err := os.MkdirTemp(workDir, "sample-rootfs-")
+	if err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	defer os.RemoveAll(stage)
+	const size = 1 << 20
+	if err := f.Truncate(size); err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	err = diskfsCall("build the sample squashfs", func() error {
+		fsys, err := squashfs.Create(file.New(f, false), size, 0, 0)
+		if err != nil {
+			return err
+		}
+		if err := fsys.Mkdir("usr/bin"); err != nil {
+			return err
+		}
+		nf, err := fsys.OpenFile("usr/bin/nmstatectl", os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			return err
+		}
+		if _, err := nf.Write([]byte(sampleNmstatectl)); err != nil {
+			return err
+		}
+		return fsys.Finalize(squashfs.FinalizeOptions{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sample iso: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b = make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, err
+	}
+	// The squashfs ends at its superblock's bytes_used; the rest is the
+	// scratch file's unused tail.
+	if len(b) >= 48 {
+		if used := int64(binary.LittleEndian.Uint64(b[40:])); used > 0 && used <= int64(len(b)) {
+			b = b[:used]
+		}
+	}
+	return b, nil
 }
