@@ -85,10 +85,7 @@ func hybridArea(fullArea []byte, full, tpl hybridImage) (*hybridOut, error) {
 	if len(fullArea) != systemAreaLen {
 		return nil, fmt.Errorf("%w: %d bytes", ErrSystemArea, len(fullArea))
 	}
-	m, err := newSectorMap(full, tpl)
-	if err != nil {
-		return nil, err
-	}
+	m := newSectorMap(full, tpl)
 	out := &hybridOut{Area: make([]byte, systemAreaLen), Size: tpl.VolumeEnd * diskSector}
 	isohybrid, err := m.carryPartitions(fullArea, out)
 	if err != nil {
@@ -96,6 +93,7 @@ func hybridArea(fullArea []byte, full, tpl hybridImage) (*hybridOut, error) {
 			return nil, err
 		}
 		out = &hybridOut{Area: make([]byte, systemAreaLen), Size: tpl.VolumeEnd * diskSector}
+		m.gptEnd = 0
 	}
 	m.carryCoreISOHeader(fullArea, out)
 	return out, nil
@@ -180,7 +178,7 @@ func (m *sectorMap) carryMBR(fullArea, area []byte, hasGPT bool) error {
 // the full ISO to the same place in the template's copy of that file.
 func (m *sectorMap) carryCoreISOHeader(fullArea []byte, out *hybridOut) {
 	h := fullArea[coreISOHdrOff:]
-	if string(h[:8]) != coreISOMagic || !allZero(out.Area[coreISOHdrOff:]) {
+	if string(h[:8]) != coreISOMagic || m.gptEnd > coreISOHdrOff || !allZero(out.Area[coreISOHdrOff:]) {
 		return
 	}
 	off := int64(binary.LittleEndian.Uint64(h[8:]))
@@ -202,12 +200,12 @@ type sectorMap struct {
 	full, tpl hybridImage
 	paths     []string         // files present with the same size in both images, sorted
 	byStart   map[int64]string // full ISO start sector → first such path starting there
+	gptEnd    int              // end of the template's primary GPT entries in the system area
 }
 
-func newSectorMap(full, tpl hybridImage) (*sectorMap, error) {
-	if full.FileEnd <= 0 || full.VolumeEnd <= 0 || full.VolumeEnd > full.FileEnd || tpl.VolumeEnd <= systemAreaSectors {
-		return nil, fmt.Errorf("%w: image of %d sectors with a volume of %d", ErrSystemArea, full.FileEnd, full.VolumeEnd)
-	}
+func newSectorMap(full, tpl hybridImage) *sectorMap {
+	// A volume said to be larger than the image ends where the image does.
+	full.VolumeEnd = min(full.VolumeEnd, full.FileEnd)
 	m := &sectorMap{full: full, tpl: tpl, byStart: map[int64]string{}}
 	m.tpl.FileEnd = tpl.VolumeEnd
 	for p, fa := range full.Files {
@@ -222,7 +220,7 @@ func newSectorMap(full, tpl hybridImage) (*sectorMap, error) {
 			m.byStart[s] = p
 		}
 	}
-	return m, nil
+	return m
 }
 
 // grow sets the template's size: everything that sits at the end of the

@@ -165,6 +165,7 @@ func (m *sectorMap) carryGPT(g *gpt, area []byte) ([]byte, int64, error) {
 	}
 	copy(area[diskSector:], primary)
 	copy(area[g.entriesLBA*diskSector:], entries)
+	m.gptEnd = int(g.entriesLBA*diskSector) + len(entries)
 
 	out := make([]byte, (g.entrySectors()+1)*diskSector)
 	copy(out, entries)

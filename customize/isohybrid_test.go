@@ -563,3 +563,46 @@ func FuzzHybridArea(f *testing.F) {
 		}
 	})
 }
+
+// TestHybridAreaCoreISOHeader: a "coreiso+" header is moved with the file
+// it points into, dropped when it points into no file, and never written
+// over the template's GPT entries.
+func TestHybridAreaCoreISOHeader(t *testing.T) {
+	area, full, tpl := hybridInputs(t, styleIsohybridUEFI)
+	ign := full.Files[PathIgnition]
+	shifted := map[string]Area{}
+	for p, a := range full.Files {
+		shifted[p] = Area{Off: a.Off + 4*sectorSize, Len: a.Len}
+	}
+	tpl.Files = shifted
+	header := func(a []byte) []byte { return a[coreISOHdrOff:systemAreaLen] }
+	want := make([]byte, 24)
+	copy(want, coreISOMagic)
+	binary.LittleEndian.PutUint64(want[8:], uint64(ign.Off+4*sectorSize+512))
+	binary.LittleEndian.PutUint64(want[16:], 1024)
+
+	a := bytes.Clone(area)
+	binary.LittleEndian.PutUint64(header(a)[8:], uint64(ign.Off+512))
+	binary.LittleEndian.PutUint64(header(a)[16:], 1024)
+	if out, err := hybridArea(a, full, tpl); err != nil || !bytes.Equal(header(out.Area), want) {
+		t.Errorf("moved header: %v, %q; want %q", err, header(out.Area), want)
+	}
+	binary.LittleEndian.PutUint64(header(a)[8:], uint64(ign.Off+ign.Len-10))
+	if out, err := hybridArea(a, full, tpl); err != nil || !allZero(header(out.Area)) {
+		t.Errorf("header reaching past its file: %v, %q", err, header(out.Area))
+	}
+
+	// xorriso's 248 GPT entries fill the system area up to its end.
+	xa, xfull, xtpl := hybridInputs(t, styleXorriso)
+	copy(header(xa), want)
+	binary.LittleEndian.PutUint64(header(xa)[8:], uint64(xfull.Files[PathIgnition].Off))
+	regpt(xa)
+	out, err := hybridArea(xa, xfull, xtpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := out.Area[2*diskSector:]
+	if !bytes.Equal(header(out.Area), header(xa)) || binary.LittleEndian.Uint32(out.Area[diskSector+gptEntriesCRCOff:]) != crc32.ChecksumIEEE(entries) {
+		t.Errorf("GPT entries overwritten: %q", header(out.Area))
+	}
+}
