@@ -231,14 +231,12 @@ func newSectorMap(full, tpl hybridImage) *sectorMap {
 func (m *sectorMap) grow(fullArea []byte, hasMBR bool, g *gpt) {
 	var need int64
 	atEnd := func(x int64) {
-		// Anchored as tail anchors it: before the image end, or past the
-		// volume end.
-		dF, dV := x-m.full.FileEnd, x-m.full.VolumeEnd
-		switch {
-		case abs64(dF) <= abs64(dV) && abs64(dF) <= tailSlack:
-			need = max(need, -dF)
-		case abs64(dV) <= tailSlack:
-			need = max(need, dV)
+		// Room for what lies before the image end or past the volume end.
+		switch toFile, d, ok := m.anchor(x); {
+		case ok && toFile:
+			need = max(need, -d)
+		case ok:
+			need = max(need, d)
 		}
 	}
 	if hasMBR {
@@ -271,17 +269,31 @@ func (m *sectorMap) grow(fullArea []byte, hasMBR bool, g *gpt) {
 	m.tpl.FileEnd = roundUp(m.tpl.VolumeEnd+need, align)
 }
 
-// tail moves a sector number anchored to the end of the full image or of
-// its volume (the nearer; the image end on a tie).
-func (m *sectorMap) tail(x int64) (int64, bool) {
+// anchor tells which end of the full ISO the sector number x is anchored
+// to, the image end or the volume end (the nearer, the image end on a
+// tie), and x's distance from it; not ok if x is near neither.
+func (m *sectorMap) anchor(x int64) (toFile bool, d int64, ok bool) {
 	dF, dV := x-m.full.FileEnd, x-m.full.VolumeEnd
 	switch {
 	case abs64(dF) <= abs64(dV) && abs64(dF) <= tailSlack:
-		return m.tpl.FileEnd + dF, true
+		return true, dF, true
 	case abs64(dV) <= tailSlack:
-		return m.tpl.VolumeEnd + dV, true
+		return false, dV, true
 	}
-	return 0, false
+	return false, 0, false
+}
+
+// tail moves a sector number anchored to an end of the full ISO to the
+// same distance from that end of the template.
+func (m *sectorMap) tail(x int64) (int64, bool) {
+	toFile, d, ok := m.anchor(x)
+	switch {
+	case !ok:
+		return 0, false
+	case toFile:
+		return m.tpl.FileEnd + d, true
+	}
+	return m.tpl.VolumeEnd + d, true
 }
 
 // fromEnd moves a sector number that lies at most tailSlack sectors
