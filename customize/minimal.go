@@ -109,7 +109,12 @@ func checkRootfsURL(u string) error {
 // isolinux.cfg, coreos.liveiso= replaced by a quoted coreos.live.rootfs_url=
 // and coreos/kargs.json updated to match. It is mastered with go-diskfs
 // (Rock Ridge, level-1 short names, the full ISO's volume id, El Torito
-// entries as the full ISO's boot files allow).
+// entries as the full ISO's boot files allow) and gets the full ISO's
+// system area with every sector number moved to its own layout (the
+// isohybrid MBR boot pointer, MBR and GPT partitions, a backup GPT after
+// the volume; see hybridArea), so that written to a disk it boots like the
+// full ISO. An isohybrid MBR that cannot be carried over is an error
+// wrapping ErrSystemArea.
 func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error) {
 	arch, err := minimalArch(opt.Arch)
 	if err != nil {
@@ -140,7 +145,8 @@ func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error)
 	}
 	defer os.RemoveAll(tree)
 
-	if err := minimalExtract(full, st.Size(), tree); err != nil {
+	fullFiles, err := minimalExtract(full, st.Size(), tree)
+	if err != nil {
 		return err
 	}
 	if err := minimalCustomize(tree, arch, opt); err != nil {
@@ -199,29 +205,37 @@ func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error)
 	if err = trimToVolume(tmp, size); err != nil {
 		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}
+	if err = writeHybrid(full, st.Size(), fullFiles, tmp); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
 	return CommitFile(tmp, outPath)
 }
 
 // minimalExtract copies every directory, regular file and symbolic link
-// of the ISO except images/pxeboot/rootfs.img into dir. The tree is read
-// with the same bounds as ParseLayout.
-func minimalExtract(full *os.File, size int64, dir string) error {
+// of the ISO except images/pxeboot/rootfs.img into dir and returns the
+// extents of the ISO's regular files. The tree is read with the same
+// bounds as ParseLayout.
+func minimalExtract(full *os.File, size int64, dir string) (map[string]Area, error) {
 	tree, err := readISOTree(full, size, defaultISOLimits)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	files := map[string]Area{}
 	for _, e := range tree.Entries {
+		if e.Mode.IsRegular() {
+			files[e.Path] = e.Extent
+		}
 		target := filepath.Join(dir, filepath.FromSlash(e.Path))
 		perm := e.Mode.Perm()
 		switch {
 		case e.Mode.IsDir():
 			// We must be able to write into it.
 			if err := os.Mkdir(target, perm|0o700); err != nil {
-				return fmt.Errorf("customize: minimal ISO: %w", err)
+				return nil, fmt.Errorf("customize: minimal ISO: %w", err)
 			}
 		case e.Mode&fs.ModeSymlink != 0:
 			if err := os.Symlink(e.Target, target); err != nil {
-				return fmt.Errorf("customize: minimal ISO: %w", err)
+				return nil, fmt.Errorf("customize: minimal ISO: %w", err)
 			}
 		case e.Path == PathRootfs:
 			// dropped from the minimal ISO; not worth copying
@@ -230,12 +244,12 @@ func minimalExtract(full *os.File, size int64, dir string) error {
 				perm = 0o644
 			}
 			if err := minimalCopy(target, io.NewSectionReader(full, e.Extent.Off, e.Extent.Len), perm|0o200); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		// Device nodes, pipes and sockets have no place on a boot medium.
 	}
-	return nil
+	return files, nil
 }
 
 func minimalCopy(dst string, r io.Reader, perm fs.FileMode) error {

@@ -16,7 +16,7 @@ import (
 
 const minimalTestURL = "https://img.example.com/api/assisted-images/boot-artifacts/rootfs?arch=x86_64&version=4.19"
 
-func minimalRun(t *testing.T, name string, args ...string) string {
+func minimalRun(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {

@@ -666,47 +666,76 @@ func TestBoot(t *testing.T) {
 	liveISO := "coreos.liveiso=" + BootVolumeID
 	var timings []string
 	record := func(name string, r *bootResult) {
-		timings = append(timings, fmt.Sprintf("%-18s %5.1fs", strings.TrimPrefix(name, "TestBoot/"), r.duration.Seconds()))
+		timings = append(timings, fmt.Sprintf("%-22s %5.1fs", strings.TrimPrefix(name, "TestBoot/"), r.duration.Seconds()))
 	}
 
-	t.Run("full-iso-bios", func(t *testing.T) {
-		r := boot(t, work, "full-iso-bios", cdrom(full)...)
-		record(t.Name(), r)
-		checkIgnition(t, "full.iso BIOS", r, fullIgn)
-		checkCmdline(t, "full.iso BIOS", r, []string{extraKarg, liveISO, "ignition.firstboot"}, nil)
-		checkKargsExact(t, "full.iso BIOS", r)
-		checkNoFiles(t, "full.iso BIOS", r)
-		checkNmstate(t, "full.iso BIOS", r, nmstateAbsent, nil)
-	})
-	t.Run("full-iso-uefi", func(t *testing.T) {
-		r := boot(t, work, "full-iso-uefi", append(uefi(t, "full-iso-uefi"), cdrom(full)...)...)
-		record(t.Name(), r)
-		checkIgnition(t, "full.iso UEFI", r, fullIgn)
-		checkCmdline(t, "full.iso UEFI", r, []string{extraKarg, liveISO, "ignition.firstboot"}, nil)
-		checkKargsExact(t, "full.iso UEFI", r)
-		checkNoFiles(t, "full.iso UEFI", r)
-		checkNmstate(t, "full.iso UEFI", r, nmstateAbsent, nil)
-	})
-	t.Run("minimal-iso-bios", func(t *testing.T) {
-		r := boot(t, work, "minimal-iso-bios", cdrom(minimal)...)
-		record(t.Name(), r)
-		checkIgnition(t, "minimal.iso BIOS", r, minimalIgn)
-		checkCmdline(t, "minimal.iso BIOS", r, []string{extraKarg, "coreos.live.rootfs_url=", "ignition.firstboot"}, []string{"coreos.liveiso="})
-		checkKargsExact(t, "minimal.iso BIOS", r)
-		checkFile(t, "minimal.iso BIOS", r, networkFile)
-		checkRootfsURL(t, "minimal.iso BIOS", r, iso.Rootfs)
-		checkNmstate(t, "minimal.iso BIOS", r, nmstate, iso.Nmstatectl)
-	})
-	t.Run("minimal-iso-uefi", func(t *testing.T) {
-		r := boot(t, work, "minimal-iso-uefi", append(uefi(t, "minimal-iso-uefi"), cdrom(minimal)...)...)
-		record(t.Name(), r)
-		checkIgnition(t, "minimal.iso UEFI", r, minimalIgn)
-		checkCmdline(t, "minimal.iso UEFI", r, []string{extraKarg, "coreos.live.rootfs_url=", "ignition.firstboot"}, []string{"coreos.liveiso="})
-		checkKargsExact(t, "minimal.iso UEFI", r)
-		checkFile(t, "minimal.iso UEFI", r, networkFile)
-		checkRootfsURL(t, "minimal.iso UEFI", r, iso.Rootfs)
-		checkNmstate(t, "minimal.iso UEFI", r, nmstate, iso.Nmstatectl)
-	})
+	// Written to a USB stick, both ISOs must boot as disks: an isohybrid
+	// MBR for BIOS, an EFI System Partition in the MBR (and GPT) for UEFI,
+	// all pointing at the image's own sectors.
+	checkHybridISO(t, "fixture", iso.Path, work)
+	checkHybridISO(t, "full.iso", full, work)
+	checkHybridISO(t, "minimal.iso", minimal, work)
+	fullNoET := filepath.Join(dl, "full-without-el-torito.iso")
+	minimalNoET := filepath.Join(dl, "minimal-without-el-torito.iso")
+	withoutElTorito(t, full, fullNoET)
+	withoutElTorito(t, minimal, minimalNoET)
+
+	checkFullBoot := func(t *testing.T, name string, r *bootResult) {
+		checkIgnition(t, name, r, fullIgn)
+		checkCmdline(t, name, r, []string{extraKarg, liveISO, "ignition.firstboot"}, nil)
+		checkKargsExact(t, name, r)
+		checkNoFiles(t, name, r)
+		checkNmstate(t, name, r, nmstateAbsent, nil)
+	}
+	checkMinimalBoot := func(t *testing.T, name string, r *bootResult) {
+		checkIgnition(t, name, r, minimalIgn)
+		checkCmdline(t, name, r, []string{extraKarg, "coreos.live.rootfs_url=", "ignition.firstboot"}, []string{"coreos.liveiso="})
+		checkKargsExact(t, name, r)
+		checkFile(t, name, r, networkFile)
+		checkRootfsURL(t, name, r, iso.Rootfs)
+		checkNmstate(t, name, r, nmstate, iso.Nmstatectl)
+	}
+	for _, b := range []struct {
+		name, label string
+		uefi        bool
+		media       []string
+		minimal     bool
+		// esp: GRUB must come from the EFI System Partition the MBR
+		// describes (El Torito hidden from the firmware).
+		esp bool
+	}{
+		{"full-iso-bios", "full.iso BIOS", false, cdrom(full), false, false},
+		{"full-iso-uefi", "full.iso UEFI", true, cdrom(full), false, false},
+		{"minimal-iso-bios", "minimal.iso BIOS", false, cdrom(minimal), true, false},
+		{"minimal-iso-uefi", "minimal.iso UEFI", true, cdrom(minimal), true, false},
+		{"full-disk-bios", "full.iso disk BIOS", false, disk(full), false, false},
+		{"full-disk-uefi", "full.iso disk UEFI", true, disk(full), false, false},
+		{"full-disk-uefi-esp", "full.iso disk UEFI ESP", true, disk(fullNoET), false, true},
+		{"minimal-disk-bios", "minimal.iso disk BIOS", false, disk(minimal), true, false},
+		{"minimal-disk-uefi", "minimal.iso disk UEFI", true, disk(minimal), true, false},
+		{"minimal-disk-uefi-esp", "minimal.iso disk UEFI ESP", true, disk(minimalNoET), true, true},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			args := b.media
+			if b.uefi {
+				args = append(uefi(t, b.name), args...)
+			}
+			r := boot(t, work, b.name, args...)
+			record(t.Name(), r)
+			if b.uefi {
+				from := grubFrom(r)
+				t.Logf("%s: GRUB loaded from %q", b.label, from)
+				if b.esp && !strings.HasPrefix(from, "(hd0,msdos2)/") {
+					t.Errorf("%s: GRUB loaded from %q, want the EFI System Partition (hd0,msdos2)", b.label, from)
+				}
+			}
+			if b.minimal {
+				checkMinimalBoot(t, b.label, r)
+			} else {
+				checkFullBoot(t, b.label, r)
+			}
+		})
+	}
 	t.Run("pxe", func(t *testing.T) {
 		got, err := os.ReadFile(kernel)
 		if err != nil {

@@ -25,6 +25,11 @@ const (
 	BootKargs = "console=ttyS0 panic=-1 coreos.liveiso=" + BootVolumeID +
 		" ignition.firstboot ignition.platform.id=metal"
 
+	// GrubFromMarker starts the serial line on which the EFI GRUB says
+	// where it was loaded from ($cmdpath): "(hd0,msdos2)/EFI/BOOT" when
+	// the firmware took it from the ESP partition of a disk.
+	GrubFromMarker = "isoedge-e2e: grub from "
+
 	ignitionAreaSize = 262144
 	kargsPad         = 1024
 	markerLine       = " COREOS_KARG_EMBED_AREA\n"
@@ -169,6 +174,7 @@ func stubGrubCfg() string {
 		"fi\n" +
 		"set prefix=($root)/EFI/redhat\n" +
 		"echo \"isoedge-e2e: booting from $root\"\n" +
+		"echo \"" + GrubFromMarker + "$cmdpath\"\n" +
 		"configfile ($root)/" + grubCfgPath + "\n"
 }
 
