@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKernelArguments$$' -fuzztime $(FUZZTIME) ./upstream/
 	$(GO) test -run '^$$' -fuzz '^FuzzNewcReader$$' -fuzztime $(FUZZTIME) ./customize/newc/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckKernelArgument$$' -fuzztime $(FUZZTIME) ./customize/
+	$(GO) test -run '^$$' -fuzz '^FuzzHybridArea$$' -fuzztime $(FUZZTIME) ./customize/
 
 IMAGE          ?= quay.io/isoedge/isoedge:latest
 CONTAINER_TOOL ?= $(shell command -v podman 2>/dev/null || command -v buildah 2>/dev/null)
