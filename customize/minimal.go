@@ -205,6 +205,9 @@ func BuildMinimal(full *os.File, outPath string, opt MinimalOptions) (err error)
 	if err = trimToVolume(tmp, size); err != nil {
 		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}
+	if err = copyVolumeID(full, tmp); err != nil {
+		return fmt.Errorf("customize: minimal ISO: %w", err)
+	}
 	if err = writeHybrid(full, st.Size(), fullFiles, tmp); err != nil {
 		return fmt.Errorf("customize: minimal ISO: %w", err)
 	}
@@ -431,4 +434,17 @@ func efiLoadSize(n int64) uint16 {
 		return maxEFILoadSize
 	}
 	return uint16(s)
+}
+
+// copyVolumeID gives the template the full ISO's volume identifier field
+// byte for byte: go-diskfs pads it with NULs where ISO 9660 (and the
+// original image) pads with spaces, and the live system finds its
+// medium by that label.
+func copyVolumeID(full, out *os.File) error {
+	var vid [32]byte
+	if _, err := full.ReadAt(vid[:], volumeIDOffset); err != nil {
+		return err
+	}
+	_, err := out.WriteAt(vid[:], volumeIDOffset)
+	return err
 }

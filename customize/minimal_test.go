@@ -371,3 +371,33 @@ func TestMinimalKargsEdits(t *testing.T) {
 		t.Error("bad kargs.json accepted")
 	}
 }
+
+// TestMinimalVolumeIDField: the template's volume identifier field is the
+// full ISO's, padding included (ISO 9660 pads with spaces).
+func TestMinimalVolumeIDField(t *testing.T) {
+	dir := t.TempDir()
+	iso, _ := fixture.Build(t, dir, fixture.Options{})
+	full, err := os.Open(iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	out := filepath.Join(dir, "minimal.iso")
+	if err := BuildMinimal(full, out, MinimalOptions{RootfsURL: "http://example.com/rootfs.img", Arch: "x86_64", WorkDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	want, got := make([]byte, 32), make([]byte, 32)
+	full.ReadAt(want, volumeIDOffset)
+	m, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.ReadAt(got, volumeIDOffset)
+	if !bytes.Equal(got, want) || bytes.IndexByte(got, 0) >= 0 {
+		t.Errorf("template volume id field %q, want %q", got, want)
+	}
+	if out, err := exec.Command("isoinfo", "-d", "-i", filepath.Join(dir, "minimal.iso")).Output(); err != nil || !strings.Contains(string(out), "Volume id: "+strings.TrimRight(string(want), " ")+"\n") {
+		t.Errorf("isoinfo: %v\n%s", err, out)
+	}
+}
