@@ -43,11 +43,7 @@ const (
 
 // notYetRead lists environment variables the manifests set although
 // config/ does not read them yet, each with the reason.
-var notYetRead = map[string]string{
-	// Set now so that deployments carry it when the peers feature (issue
-	// 10) lands; isoedge will resolve it to find the other replicas.
-	"PEERS_DNS": "the peers feature resolves it; not in config/ yet",
-}
+var notYetRead = map[string]string{}
 
 // kustomization mirrors the fields of kustomize.config.k8s.io/v1beta1
 // Kustomization and v1alpha1 Component that these manifests use. Anything
@@ -264,7 +260,7 @@ func loadTree(t *testing.T) []doc {
 // config/*.go. A manifest naming anything else sets a variable nobody reads.
 func configVars(t *testing.T) map[string]bool {
 	t.Helper()
-	lookups := map[string]bool{"str": true, "first": true, "int64": true, "bool": true, "duration": true, "get": true, "stringMap": true}
+	lookups := map[string]bool{"str": true, "first": true, "int64": true, "int": true, "port": true, "bool": true, "duration": true, "get": true, "stringMap": true}
 	name := regexp.MustCompile(`^[A-Z][A-Z0-9_]+$`)
 	files, err := filepath.Glob(filepath.Join("..", "config", "*.go"))
 	if err != nil {
