@@ -45,20 +45,25 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 	if c.cfg.Seed != nil {
 		seed = c.cfg.Seed(e.img)
 	}
-	if seed == "" && c.cfg.Peers.Enabled() && peerEligible(e.img) {
-		if c.fromPeers(ctx, e, log, want, start) {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
 	src, w, resumable, cleanup, err := c.source(e, seed, log)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 	defer w.Cancel()
+	if seed == "" && c.cfg.Peers.Enabled() && peerEligible(e.img) {
+		if c.fromPeers(ctx, e, log, want, start) {
+			// Stored: the deferred Cancel drops what an interrupted
+			// download from the source had written.
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			if resumable {
+				w.Suspend() // what the source sent is kept for the next attempt
+			}
+			return err
+		}
+	}
 	if limit := c.imageLimit(); limit > 0 {
 		w.Limit(limit)
 	}

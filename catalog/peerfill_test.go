@@ -185,3 +185,81 @@ func TestPeerNeverForLocalImages(t *testing.T) {
 		t.Errorf("a file:// image is offered to peers")
 	}
 }
+
+// TestPeerFillAndPartialDownload: a download from the source that an
+// earlier process left half done is dropped once a peer fills the image,
+// and kept when the process stops during a peer fill.
+func TestPeerFillAndPartialDownload(t *testing.T) {
+	good := popBlob(5, 512<<10)
+	mirror := newPopServer(t, good, nil)
+	img := popImage("4.19", "419.1", "x86_64", mirror.url("rhcos.iso"))
+	leavePartial := func(t *testing.T, env *popEnv) {
+		t.Helper()
+		w, err := env.store.Resume(partialKey(&imageEntry{img: img, key: baseKey(img)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.SetValidator(popETag(good)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(good[:1000]); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Suspend(); err != nil {
+			t.Fatal(err)
+		}
+		if len(env.strays(t)) == 0 {
+			t.Fatal("no partial download on disk")
+		}
+	}
+
+	t.Run("filled", func(t *testing.T) {
+		env := newPopEnv(t)
+		leavePartial(t, env)
+		peer, gets := claimPeer(t, claimOf(good), good)
+		cfg := env.config(t, img)
+		cfg.Peers = upstream.NewPeers(upstream.PeerConfig{URLs: []string{peer.URL}})
+		c := mustNew(t, cfg)
+		runPopulator(t, c)
+		waitReady(t, c, 10*time.Second, img)
+		if gets.Load() != 1 || mirror.requests() != 0 {
+			t.Errorf("peer blob asked %d times, mirror %d; want 1 and 0", gets.Load(), mirror.requests())
+		}
+		if s := env.strays(t); len(s) != 0 {
+			t.Errorf("left in the store after the peer fill: %v", s)
+		}
+	})
+
+	t.Run("stopped", func(t *testing.T) {
+		env := newPopEnv(t)
+		leavePartial(t, env)
+		var asked atomic.Int32
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(upstream.PeerInstanceHeader, "peer")
+			if strings.HasPrefix(r.URL.Path, upstream.PeerBasesPath) {
+				fmt.Fprintf(w, `{"digest":%q,"size":%d}`, claimOf(good).Digest, len(good))
+				return
+			}
+			asked.Add(1)
+			w.Header().Set("Content-Length", fmt.Sprint(len(good)))
+			w.Write(good[:100])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}))
+		defer hang.Close()
+		cfg := env.config(t, img)
+		cfg.Peers = upstream.NewPeers(upstream.PeerConfig{URLs: []string{hang.URL}})
+		c := mustNew(t, cfg)
+		stop := runPopulator(t, c)
+		waitFor(t, 10*time.Second, "the peer fill to start", func() bool { return asked.Load() == 1 })
+		stop()
+		w, err := env.store.Resume(partialKey(&imageEntry{img: img, key: baseKey(img)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Cancel()
+		if w.Size() != 1000 || w.Validator() != popETag(good) {
+			t.Errorf("after a stop during the peer fill the partial download holds %d bytes, validator %q; want 1000 and %q", w.Size(), w.Validator(), popETag(good))
+		}
+	})
+}

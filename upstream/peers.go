@@ -54,6 +54,10 @@ const (
 	peerLookupTimeout  = 5 * time.Second  // a whole lookup
 	peerResolveTimeout = 2 * time.Second  // resolving PEERS_DNS
 	maxPeerLookupBytes = 4 << 10          // a lookup answer is a few dozen bytes
+	// PeerMinBytesPerSecond is the slowest average a blob transfer may
+	// have: a sibling on the same network that cannot do better is
+	// broken, and the source is tried instead.
+	PeerMinBytesPerSecond = 1 << 20
 )
 
 var (
@@ -293,13 +297,18 @@ func (p *Peers) Lookup(ctx context.Context, peer string, q PeerQuery) (PeerBlob,
 }
 
 // Fetch streams blob b from peer into w: exactly b.Size bytes, which the
-// peer must declare, each read bounded by the stall timeout. progress, if
+// peer must declare, each read bounded by the stall timeout and the whole
+// by PeerMinBytesPerSecond (after the header timeout). progress, if
 // not nil, is called as in FetchRequest. It returns the bytes written; the
 // caller verifies them against b.Digest.
 func (p *Peers) Fetch(ctx context.Context, peer string, b PeerBlob, w io.Writer, progress func(done, total int64)) (int64, error) {
 	if !validDigest(b.Digest) || b.Size <= 0 || b.Size > p.cfg.MaxBytes {
 		return 0, fmt.Errorf("upstream: peer %s: refusing blob %q of %d bytes", peer, b.Digest, b.Size)
 	}
+	// A steady trickle passes the stall bound; the whole transfer is
+	// bounded too.
+	ctx, stop := context.WithTimeout(ctx, p.cfg.HeaderTimeout+time.Duration(b.Size/PeerMinBytesPerSecond+1)*time.Second)
+	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	resp, err := p.get(ctx, peer, peer+PeerBlobsPath+b.Digest)

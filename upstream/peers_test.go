@@ -183,6 +183,21 @@ func TestPeersFetchRefuses(t *testing.T) {
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
 		}, ErrStalled, ""},
+		{"trickle", func(w http.ResponseWriter, r *http.Request) {
+			// Never stalls, but far below PeerMinBytesPerSecond.
+			w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+			for i := 0; i < len(blob); i += 100 {
+				if _, err := w.Write(blob[i : i+100]); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-time.After(50 * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}, context.DeadlineExceeded, ""},
 		{"slow headers", func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 		}, nil, "timeout awaiting response headers"},
