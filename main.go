@@ -107,6 +107,7 @@ func wire(cfg *config.Config, log *zap.Logger, store *cache.Store, index *cache.
 	set := metrics.NewSet()
 	catCfg := catalog.FromConfig(cfg, store, index, fetcher, log, set)
 	catCfg.Registry = registry
+	catCfg.Peers = upstream.PeersFor(cfg)
 	cat, err := catalog.New(catCfg)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,10 @@ type Config struct {
 	Fetcher *upstream.Fetcher
 	// Registry pulls docker:// images; nil when none is configured.
 	Registry *upstream.RegistrySource
-	TempDir  string // scratch space: sample image, minimal templates, nmstatectl extraction
+	// Peers are the sibling replicas asked for an image before its
+	// source; nil or not Enabled: none.
+	Peers   *upstream.Peers
+	TempDir string // scratch space: sample image, minimal templates, nmstatectl extraction
 	// ImageServiceBaseURL is this service's external URL; minimal ISO
 	// templates carry a rootfs URL under it, so it is part of their identity.
 	ImageServiceBaseURL string
@@ -119,6 +122,7 @@ type imageEntry struct {
 	running   bool          // a keep goroutine works on it
 	evicted   bool          // removed for the disk budget: fetched again on request
 	ready     chan struct{} // closed when the image is stored
+	source    string        // kind of source this process fetched it from; "" when found stored
 	served    atomic.Int64  // unix nanoseconds of the last lookup that found it ready
 }
 
@@ -140,9 +144,12 @@ type Catalog struct {
 	wg        sync.WaitGroup  // download goroutines
 
 	scrub   *scrubber
-	files   *filePool
-	layouts *cache.Hot[*customize.Layout]
-	nmstate *cache.Hot[[]byte] // nmstatectl archives by their digest
+	sources *sourceStats
+	// instance is this process's random id, told to sibling replicas.
+	instance string
+	files    *filePool
+	layouts  *cache.Hot[*customize.Layout]
+	nmstate  *cache.Hot[[]byte] // nmstatectl archives by their digest
 	// derived remembers the derivations found in the index (key: kind,
 	// full ISO digest, parameter), so requests do not read bbolt. Only
 	// found ones are kept: a derivation being built is looked up again.
@@ -180,7 +187,11 @@ func New(cfg Config) (*Catalog, error) {
 	c := &Catalog{
 		log: cfg.Log, sem: make(chan struct{}, cfg.Concurrency),
 		files: newFilePool(storeOpener(cfg.Store), maxIdleFiles), layouts: layouts, nmstate: nm,
-		scrub: newScrubber(cfg.ScrubBytesPerSecond, cfg.ScrubInterval, cfg.Metrics),
+		scrub:   newScrubber(cfg.ScrubBytesPerSecond, cfg.ScrubInterval, cfg.Metrics),
+		sources: newSourceStats(cfg.Metrics), instance: upstream.NewInstanceID(),
+	}
+	if cfg.Peers != nil {
+		c.instance = cfg.Peers.Instance()
 	}
 	if cfg.Inspect == nil {
 		cfg.Inspect = c.inspect

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -20,9 +21,9 @@ import (
 var errZeroDigest = fmt.Errorf("%w: sha256 is all zeros; no image can match it", cache.ErrDigestMismatch)
 
 // fetch downloads, checks and commits one image: from the copy
-// assisted-image-service left in DATA_DIR, the built-in sample, or its
-// URL, resuming an interrupted download only from the same version of the
-// source.
+// assisted-image-service left in DATA_DIR, the built-in sample, a sibling
+// replica (PEERS, PEERS_DNS), or its URL, resuming an interrupted download
+// only from the same version of the source.
 func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 	c.mu.Lock()
 	e.state, e.done, e.total = StateDownloading, 0, -1
@@ -40,25 +41,44 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 			return errZeroDigest
 		}
 	}
-	src, w, resumable, cleanup, err := c.source(e, log)
+	seed := ""
+	if c.cfg.Seed != nil {
+		seed = c.cfg.Seed(e.img)
+	}
+	src, w, resumable, cleanup, err := c.source(e, seed, log)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 	defer w.Cancel()
+	if seed == "" && c.cfg.Peers.Enabled() && peerEligible(e.img) {
+		if c.fromPeers(ctx, e, log, want, start) {
+			// Stored: the deferred Cancel drops what an interrupted
+			// download from the source had written.
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			if resumable {
+				w.Suspend() // what the source sent is kept for the next attempt
+			}
+			return err
+		}
+	}
 	if limit := c.imageLimit(); limit > 0 {
 		w.Limit(limit)
 	}
+	kind := sourceKind(src)
+	dst := c.sources.writer(kind, w)
 	if config.IsDockerURL(src) {
 		// The registry source hashes what it streams and checks it against
 		// the image's <path>.sha256 and the entry's sha256: commit exactly
 		// that digest.
-		d, err := c.pull(ctx, e, log, w)
+		d, err := c.pull(ctx, e, log, dst)
 		if err != nil {
 			return err
 		}
 		want = d
-	} else if err := c.download(ctx, e, log, src, w, resumable); err != nil {
+	} else if err := c.download(ctx, e, log, src, w, dst, resumable); err != nil {
 		if resumable && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, cache.ErrTooLarge) && !errors.Is(err, upstream.ErrTooLarge) {
 			// Keep the bytes that arrived (and the version they are of):
 			// the next attempt resumes from them.
@@ -66,6 +86,13 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 		}
 		return err
 	}
+	return c.store(ctx, e, log, w, want, kind, start)
+}
+
+// store checks what w holds as any download is checked (Inspect),
+// commits it (with the digest want unless zero) and records it as e's
+// image, fetched from a source of kind.
+func (c *Catalog) store(ctx context.Context, e *imageEntry, log *zap.Logger, w *cache.Writer, want cache.Digest, kind string, start time.Time) error {
 	n := w.Size()
 	layout, err := c.cfg.Inspect(w.TempPath())
 	if err != nil {
@@ -83,22 +110,18 @@ func (c *Catalog) fetch(ctx context.Context, e *imageEntry) error {
 		return err
 	}
 	c.mu.Lock()
-	e.state, e.err, e.rec, e.done, e.total, e.evicted = StateReady, "", rec, n, n, false
+	e.state, e.err, e.rec, e.done, e.total, e.evicted, e.source = StateReady, "", rec, n, n, false, kind
 	close(e.ready)
 	c.mu.Unlock()
-	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.Duration("took", time.Since(start)))
+	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.String("source", kind), zap.Duration("took", time.Since(start)))
 	return nil
 }
 
 // source returns where e's bytes come from and the writer they go to:
-// resumable writers keep what a failed attempt wrote. cleanup runs after
-// the attempt.
-func (c *Catalog) source(e *imageEntry, log *zap.Logger) (src string, w *cache.Writer, resumable bool, cleanup func(), err error) {
+// resumable writers keep what a failed attempt wrote. seed is the path of
+// a local copy to ingest, or "". cleanup runs after the attempt.
+func (c *Catalog) source(e *imageEntry, seed string, log *zap.Logger) (src string, w *cache.Writer, resumable bool, cleanup func(), err error) {
 	cleanup = func() {}
-	seed := ""
-	if c.cfg.Seed != nil {
-		seed = c.cfg.Seed(e.img)
-	}
 	switch {
 	case seed != "":
 		log.Info("ingesting the image assisted-image-service left in DATA_DIR", zap.String("path", seed))
@@ -134,7 +157,7 @@ func (c *Catalog) source(e *imageEntry, log *zap.Logger) (src string, w *cache.W
 
 // pull streams the file an OS image names in a container image into w
 // and returns the digest it must be committed with.
-func (c *Catalog) pull(ctx context.Context, e *imageEntry, log *zap.Logger, w *cache.Writer) (cache.Digest, error) {
+func (c *Catalog) pull(ctx context.Context, e *imageEntry, log *zap.Logger, w io.Writer) (cache.Digest, error) {
 	if c.cfg.Registry == nil {
 		return cache.Digest{}, errors.New("catalog: no registry source configured")
 	}
@@ -171,10 +194,11 @@ func (c *Catalog) imageLimit() int64 {
 	return limit
 }
 
-// download streams src into w. A resumable writer continues only from
-// bytes of the same version of the source (its validator, sent as
-// If-Range); otherwise, or when the source changed, it starts over.
-func (c *Catalog) download(ctx context.Context, e *imageEntry, log *zap.Logger, src string, w *cache.Writer, resumable bool) error {
+// download streams src into w through dst (w, counted). A resumable
+// writer continues only from bytes of the same version of the source (its
+// validator, sent as If-Range); otherwise, or when the source changed, it
+// starts over.
+func (c *Catalog) download(ctx context.Context, e *imageEntry, log *zap.Logger, src string, w *cache.Writer, dst io.Writer, resumable bool) error {
 	lastTenth := int64(-1)
 	req := upstream.FetchRequest{URL: src, MaxBytes: c.imageLimit()}
 	req.Progress = func(done, total int64) {
@@ -205,12 +229,12 @@ func (c *Catalog) download(ctx context.Context, e *imageEntry, log *zap.Logger, 
 	if req.Offset > 0 {
 		log.Info("resuming OS image download", zap.Int64("offset", req.Offset))
 	}
-	_, err := c.cfg.Fetcher.Fetch(ctx, req, w)
+	_, err := c.cfg.Fetcher.Fetch(ctx, req, dst)
 	if errors.Is(err, upstream.ErrNoResume) {
 		log.Info("the source changed or cannot resume; downloading from the start")
 		if err = w.Reset(); err == nil {
 			req.Offset, req.Validator = 0, ""
-			_, err = c.cfg.Fetcher.Fetch(ctx, req, w)
+			_, err = c.cfg.Fetcher.Fetch(ctx, req, dst)
 		}
 	}
 	return err

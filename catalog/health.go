@@ -77,6 +77,10 @@ type ImageStatus struct {
 	// Warning says what was not built although the image is servable
 	// (e.g. no nmstatectl for static networking).
 	Warning string `json:"warning,omitempty"`
+	// Source is the kind of source (http, file, registry, peer) this
+	// process fetched the stored image from; empty when it was stored
+	// before the process started.
+	Source string `json:"source,omitempty"`
 }
 
 // Health returns the JSON body of /health.
@@ -84,10 +88,11 @@ func (c *Catalog) Health() []byte {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	out := struct {
-		Ready  bool          `json:"ready"`
-		Images []ImageStatus `json:"images"`
-		Scrub  ScrubStatus   `json:"scrub"`
-	}{Ready: c.readyLocked(), Images: []ImageStatus{}, Scrub: c.scrub.status()}
+		Ready   bool          `json:"ready"`
+		Images  []ImageStatus `json:"images"`
+		Scrub   ScrubStatus   `json:"scrub"`
+		Sources SourcesStatus `json:"sources"`
+	}{Ready: c.readyLocked(), Images: []ImageStatus{}, Scrub: c.scrub.status(), Sources: c.sources.status(c.cfg.Peers.Enabled())}
 	for _, e := range c.entries {
 		s := ImageStatus{OpenshiftVersion: e.img.OpenshiftVersion, Version: e.key.Version, Arch: e.key.Arch, Type: e.key.Type, State: e.state}
 		s.Failing, s.Evicted = e.failing, e.evicted
@@ -101,7 +106,7 @@ func (c *Catalog) Health() []byte {
 				s.Percent = &pct
 			}
 		case StateReady:
-			s.Digest = e.rec.Digest.String()
+			s.Digest, s.Source = e.rec.Digest.String(), e.source
 			if e.derivedOK {
 				s.Derived, s.Warning = "ok", e.warning
 			}

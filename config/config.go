@@ -92,6 +92,10 @@ type Config struct {
 	SnapshotCacheMaxBytes         int64 // SNAPSHOT_CACHE_MAX_BYTES, default 32 MiB, >= 1: built download plans kept for IGNITION_CACHE_TTL
 	UpstreamMemoryMaxBytes        int64 // UPSTREAM_MEMORY_MAX_BYTES, default 48 MiB, >= 1: assisted-service answers held in memory at once
 	MaxConcurrentUpstreamRequests int   // MAX_CONCURRENT_UPSTREAM_REQUESTS, default 64, >= 1: requests waiting on assisted-service; more get 503 + Retry-After
+
+	// Sibling replicas asked for a base image before its source.
+	Peers    []string // PEERS: http(s) base URLs, comma separated; at most MaxPeers
+	PeersDNS string   // PEERS_DNS: a DNS name (headless Service) whose A/AAAA records are the siblings
 }
 
 // UsesLocalIgnition reports whether ignition comes from IgnitionDir instead of assisted-service.
@@ -218,6 +222,9 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		return nil, err
 	}
 	if err := c.loadLimits(e); err != nil {
+		return nil, err
+	}
+	if err := c.loadPeers(e); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -62,6 +62,8 @@ func (c *Config) Redacted() map[string]string {
 		"SNAPSHOT_CACHE_MAX_BYTES":             strconv.FormatInt(c.SnapshotCacheMaxBytes, 10),
 		"UPSTREAM_MEMORY_MAX_BYTES":            strconv.FormatInt(c.UpstreamMemoryMaxBytes, 10),
 		"MAX_CONCURRENT_UPSTREAM_REQUESTS":     strconv.Itoa(c.MaxConcurrentUpstreamRequests),
+		"PEERS":                                strings.Join(c.Peers, ","),
+		"PEERS_DNS":                            c.PeersDNS,
 	}
 }
 

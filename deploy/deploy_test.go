@@ -43,11 +43,7 @@ const (
 
 // notYetRead lists environment variables the manifests set although
 // config/ does not read them yet, each with the reason.
-var notYetRead = map[string]string{
-	// Set now so that deployments carry it when the peers feature (issue
-	// 10) lands; isoedge will resolve it to find the other replicas.
-	"PEERS_DNS": "the peers feature resolves it; not in config/ yet",
-}
+var notYetRead = map[string]string{}
 
 // kustomization mirrors the fields of kustomize.config.k8s.io/v1beta1
 // Kustomization and v1alpha1 Component that these manifests use. Anything

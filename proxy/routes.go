@@ -25,7 +25,8 @@ type route struct {
 	handle  fasthttp.RequestHandler
 	// plainHTTP: also served on the plain-HTTP listener of the
 	// two-listener setup, which answers only what iPXE needs (it cannot do
-	// HTTPS): PXE initrds, boot artifacts, and the probes.
+	// HTTPS): PXE initrds, boot artifacts, and the probes; and the peer
+	// routes, where sibling replicas fetch base images.
 	plainHTTP bool
 }
 
@@ -43,6 +44,10 @@ func (s *Server) routeTable() []route {
 		{methods: []string{router.MethodWild}, path: "/health", handle: s.handleHealth, plainHTTP: true},
 		{methods: []string{router.MethodWild}, path: "/live", handle: func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusOK) }, plainHTTP: true},
 		{methods: []string{fasthttp.MethodGet}, path: "/metrics", handle: s.handleMetrics, plainHTTP: true},
+		// Sibling replicas share base image blobs (upstream's peer
+		// protocol); they ask on the plain-HTTP port when there is one.
+		{methods: getHead, path: "/peer/v1/bases/{type}/{version}/{arch}", handle: s.handlePeerBase, plainHTTP: true},
+		{methods: getHead, path: "/peer/v1/blobs/{digest}", handle: s.handlePeerBlob, plainHTTP: true},
 	}
 }
 

@@ -11,7 +11,9 @@
 // ingest, bounded in time and size, and resumes only against a validator.
 // RegistrySource takes one file (an ISO) out of a container image in a
 // registry (docker:// URLs), with the credentials of REGISTRY_AUTH_FILE, over
-// https only; see RegistrySource.Fetch for how layers are read.
+// https only; see RegistrySource.Fetch for how layers are read. Peers asks
+// sibling replicas (PEERS, PEERS_DNS) for a base image blob, bounded like a
+// download; its answers are hints the caller verifies by digest.
 //
 // Errors are values the proxy maps to status codes: StatusError carries an
 // assisted-service 4xx/5xx through, GatewayError (ErrBadGateway) is any

@@ -47,6 +47,9 @@ type options struct {
 	hold                             time.Duration
 	delay                            time.Duration
 	keep                             bool
+	peerRounds                       int
+	mirrorMBps                       int64
+	only                             string // "peers": only scenario 7
 }
 
 func main() {
@@ -60,6 +63,9 @@ func main() {
 	flag.DurationVar(&o.hold, "hold", 3*time.Second, "how long slow streams are held open while sampling")
 	flag.DurationVar(&o.delay, "upstream-delay", 50*time.Millisecond, "fake assisted-service latency per call in the TTFB scenario")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.IntVar(&o.peerRounds, "peer-rounds", 3, "replicas filled from a peer (median reported)")
+	flag.Int64Var(&o.mirrorMBps, "mirror-mbps", 50, "rate of the paced mirror of the peer scenario, MB/s")
+	flag.StringVar(&o.only, "only", "", `run one scenario: "peers" (7, peer fill)`)
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -68,8 +74,12 @@ func main() {
 }
 
 func (o options) reproduce() string {
-	return fmt.Sprintf("go run ./internal/bench -rootfs-mib %d -initrd-mib %d -rounds %d -ttfb-samples %d -storm-rounds %d -restarts %d -hold %s -upstream-delay %s",
-		o.rootfsMiB, o.initrdMiB, o.rounds, o.samples, o.storms, o.restart, o.hold, o.delay)
+	only := ""
+	if o.only != "" {
+		only = " -only " + o.only
+	}
+	return fmt.Sprintf("go run ./internal/bench -rootfs-mib %d -initrd-mib %d -rounds %d -ttfb-samples %d -storm-rounds %d -restarts %d -hold %s -upstream-delay %s -peer-rounds %d -mirror-mbps %d%s",
+		o.rootfsMiB, o.initrdMiB, o.rounds, o.samples, o.storms, o.restart, o.hold, o.delay, o.peerRounds, o.mirrorMBps, only)
 }
 
 // raiseNofile lifts RLIMIT_NOFILE to its hard limit; children inherit it
@@ -194,6 +204,19 @@ func run(o options) error {
 		return err
 	}
 	defer fake.Close()
+	if o.only == "peers" {
+		t := &table{}
+		started, load0 := time.Now(), loadavg()
+		if err := runPeerFill(bin, work, iso, fake.addr, o.mirrorMBps*1e6, o.peerRounds, t); err != nil {
+			return err
+		}
+		printHeader(o, st.Size(), -1, -1)
+		t.print(os.Stdout)
+		fmt.Printf("\nmeasured in %.0fs after setup; load average before %s, after %s\n", time.Since(started).Seconds(), load0, loadavg())
+		return nil
+	} else if o.only != "" {
+		return fmt.Errorf("-only %q: the only scenario run alone is peers", o.only)
+	}
 
 	var imgs []string
 	for _, v := range versions {
@@ -409,15 +432,36 @@ func run(o options) error {
 		pr.idleRSS, pr.maxRSS, pr.idleFDs, pr.maxFDs, pr.drained, er.idleRSS, er.maxRSS, er.idleFDs, er.maxFDs, er.drained)
 	streamRows(t, pr, er, false)
 
-	fmt.Printf("\nisoedge bench — %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("machine: %d CPUs (%s), kernel %s, %s %s/%s\n", cpus(), cpuModel(), kernel(), goVersion(), runtime.GOOS, runtime.GOARCH)
-	fmt.Printf("base ISO %.2f GB (rootfs %.2f GB, PXE initrd %.1f MB); %d OS_IMAGES entries; baseline: plainserver (fasthttp.ServeFile); HTTPS rows: plainserver -tls-cert (net/http, http.ServeContent over TLS)\n",
-		float64(isoSize)/1e9, float64(rootfsSize)/1e9, float64(pxeSize)/1e6, len(versions))
-	fmt.Printf("reproduce: make bench   (%s)\n", o.reproduce())
-	fmt.Printf("throughput: median of %d interleaved rounds; ratio = median of the paired per-round isoedge/baseline CPU-s/GB; server CPU from /proc/<pid>/task/*/schedstat\n\n", o.rounds)
+	// 7. A second replica filled from a peer, against one filled from a
+	// bandwidth-limited mirror.
+	edge.stop()
+	edge = nil
+	if err := runPeerFill(bin, work, iso, fake.addr, o.mirrorMBps*1e6, o.peerRounds, t); err != nil {
+		return err
+	}
+
+	printHeader(o, isoSize, rootfsSize, pxeSize)
 	t.print(os.Stdout)
 	fmt.Printf("\nmeasured in %.0fs after setup; load average before %s, after %s\n", time.Since(started).Seconds(), load0, loadavg())
 	return nil
+}
+
+// printHeader prints what the table was measured on; sizes < 0 are not
+// printed.
+func printHeader(o options, isoSize, rootfsSize, pxeSize int64) {
+	fmt.Printf("\nisoedge bench — %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("machine: %d CPUs (%s), kernel %s, %s %s/%s\n", cpus(), cpuModel(), kernel(), goVersion(), runtime.GOOS, runtime.GOARCH)
+	if rootfsSize >= 0 {
+		fmt.Printf("base ISO %.2f GB (rootfs %.2f GB, PXE initrd %.1f MB); %d OS_IMAGES entries; baseline: plainserver (fasthttp.ServeFile); HTTPS rows: plainserver -tls-cert (net/http, http.ServeContent over TLS)\n",
+			float64(isoSize)/1e9, float64(rootfsSize)/1e9, float64(pxeSize)/1e6, len(versions))
+	} else {
+		fmt.Printf("base ISO %.2f GB\n", float64(isoSize)/1e9)
+	}
+	fmt.Printf("reproduce: make bench   (%s)\n", o.reproduce())
+	if o.only == "" {
+		fmt.Printf("throughput: median of %d interleaved rounds; ratio = median of the paired per-round isoedge/baseline CPU-s/GB; server CPU from /proc/<pid>/task/*/schedstat\n", o.rounds)
+	}
+	fmt.Printf("peer fill: exec→/health 200 of a replica on an empty DATA_DIR; baseline = filled from a mirror paced to %d MB/s, isoedge = PEERS naming that replica (median of %d)\n\n", o.mirrorMBps, o.peerRounds)
 }
 
 func goVersion() string {

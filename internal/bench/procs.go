@@ -193,6 +193,7 @@ type edgeConfig struct {
 	osImages                  string // OS_IMAGES JSON
 	maxConcurrent             int
 	cert                      *benchCert // HTTPS on port when set
+	env                       []string   // more variables (NAME=value)
 }
 
 // startIsoedge starts isoedge and waits until /health answers 200; p.ready
@@ -209,6 +210,7 @@ func startIsoedge(c edgeConfig, timeout time.Duration) (*proc, error) {
 		"MAX_CONCURRENT_REQUESTS="+strconv.Itoa(c.maxConcurrent),
 		"OS_IMAGES="+c.osImages,
 	)
+	cmd.Env = append(cmd.Env, c.env...)
 	scheme := "http://"
 	if c.cert != nil {
 		cmd.Env = append(cmd.Env, "HTTPS_CERT_FILE="+c.cert.certFile, "HTTPS_KEY_FILE="+c.cert.keyFile)
