@@ -76,7 +76,7 @@ CONTAINER_TOOL ?= $(shell command -v podman 2>/dev/null || command -v buildah 2>
 image:
 	@if [ -z "$(CONTAINER_TOOL)" ]; then \
 	  echo "make image: needs podman or buildah in PATH (or set CONTAINER_TOOL=docker)"; exit 1; fi
-	$(CONTAINER_TOOL) build -f Containerfile -t $(IMAGE) .
+	$(CONTAINER_TOOL) build -f Containerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 clean:
 	rm -rf bin
