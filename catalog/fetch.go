@@ -165,16 +165,7 @@ func (c *Catalog) pull(ctx context.Context, e *imageEntry, log *zap.Logger, w io
 	if req.MaxBytes <= 0 || (c.imageLimit() > 0 && c.imageLimit() < req.MaxBytes) {
 		req.MaxBytes = c.imageLimit()
 	}
-	lastTenth := int64(-1)
-	req.Progress = func(done, total int64) {
-		c.mu.Lock()
-		e.done, e.total = done, total
-		c.mu.Unlock()
-		if total > 0 && done*10/total != lastTenth {
-			lastTenth = done * 10 / total
-			log.Info("pulling OS image", zap.Int64("percent", lastTenth*10))
-		}
-	}
+	req.Progress = c.progress(e, log, "pulling OS image")
 	res, err := c.cfg.Registry.Fetch(ctx, req, w)
 	if err != nil {
 		return cache.Digest{}, err
@@ -182,6 +173,21 @@ func (c *Catalog) pull(ctx context.Context, e *imageEntry, log *zap.Logger, w io
 	log.Info("pulled OS image from its container image", zap.String("image_digest", res.Digest),
 		zap.String("layer", res.Layer), zap.Bool("checked_against_image_sha256", res.Checksum != ""))
 	return cache.ParseDigest(res.SHA256)
+}
+
+// progress returns the progress callback of a transfer into e: /health
+// shows it, and the log gets msg at every tenth.
+func (c *Catalog) progress(e *imageEntry, log *zap.Logger, msg string) func(done, total int64) {
+	lastTenth := int64(-1)
+	return func(done, total int64) {
+		c.mu.Lock()
+		e.done, e.total = done, total
+		c.mu.Unlock()
+		if total > 0 && done*10/total != lastTenth {
+			lastTenth = done * 10 / total
+			log.Info(msg, zap.Int64("percent", lastTenth*10))
+		}
+	}
 }
 
 // imageLimit is the largest image a download may write: OS_IMAGE_MAX_BYTES,
@@ -199,17 +205,7 @@ func (c *Catalog) imageLimit() int64 {
 // validator, sent as If-Range); otherwise, or when the source changed, it
 // starts over.
 func (c *Catalog) download(ctx context.Context, e *imageEntry, log *zap.Logger, src string, w *cache.Writer, dst io.Writer, resumable bool) error {
-	lastTenth := int64(-1)
-	req := upstream.FetchRequest{URL: src, MaxBytes: c.imageLimit()}
-	req.Progress = func(done, total int64) {
-		c.mu.Lock()
-		e.done, e.total = done, total
-		c.mu.Unlock()
-		if total > 0 && done*10/total != lastTenth {
-			lastTenth = done * 10 / total
-			log.Info("downloading OS image", zap.Int64("percent", lastTenth*10))
-		}
-	}
+	req := upstream.FetchRequest{URL: src, MaxBytes: c.imageLimit(), Progress: c.progress(e, log, "downloading OS image")}
 	if resumable {
 		if w.Size() > 0 && w.Validator() == "" {
 			// Bytes of an unknown version of the source: never mixed.

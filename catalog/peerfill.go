@@ -85,16 +85,7 @@ func (c *Catalog) fillFromPeer(ctx context.Context, e *imageEntry, log *zap.Logg
 	defer w.Cancel()
 	w.Limit(b.Size)
 	log.Info("filling OS image from a peer", zap.String("digest", d.String()), zap.Int64("bytes", b.Size))
-	lastTenth := int64(-1)
-	progress := func(done, total int64) {
-		c.mu.Lock()
-		e.done, e.total = done, total
-		c.mu.Unlock()
-		if total > 0 && done*10/total != lastTenth {
-			lastTenth = done * 10 / total
-			log.Info("filling OS image from a peer", zap.Int64("percent", lastTenth*10))
-		}
-	}
+	progress := c.progress(e, log, "filling OS image from a peer")
 	if _, err := c.cfg.Peers.Fetch(ctx, peer, b, c.sources.writer(SourcePeer, w), progress); err != nil {
 		return err
 	}
