@@ -191,10 +191,10 @@ func newArchSuite(t *testing.T) *archSuite {
 	env["IMAGE_SERVICE_BASE_URL"] = archBaseURL
 	env["OS_IMAGES"] = osImagesJSON(t, list...)
 	s.in = startInstance(t, env)
-	s.in.waitReady(t, 30*time.Second)
+	s.in.waitReady(t, 120*time.Second)
 
 	// Wait for every minimal ISO template.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		_, body := s.in.get(t, "/health", nil, http.StatusOK)
 		var h archHealth
@@ -224,7 +224,7 @@ func newArchSuite(t *testing.T) *archSuite {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("minimal templates not derived after 30s: %s", body)
+			t.Fatalf("minimal templates not derived after 120s: %s", body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,7 +43,7 @@ func TestRangeStormUsesOneSnapshot(t *testing.T) {
 	env["ASSISTED_SERVICE_HOST"] = as.hostPort()
 	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{OpenshiftVersion: "4.19", CPUArchitecture: "x86_64", URL: "file://" + iso, Version: "419.96.1"})
 	in := startInstance(t, env)
-	in.waitReady(t, 60*time.Second)
+	in.waitReady(t, 120*time.Second)
 
 	path := "/byid/" + id + "/4.19/x86_64/full.iso"
 	_, full := in.get(t, path, nil, http.StatusOK)
@@ -81,22 +83,51 @@ func TestRangeStormUsesOneSnapshot(t *testing.T) {
 // TestConcurrentPXEStampede sends 1000 identical pxe-initrd requests at once
 // to a slow assisted-service: identical fetches in flight share one set of
 // calls.
+//
+// "At once" is made true rather than hoped for: assisted-service answers
+// nothing until every request has been written to its connection, so a
+// busy machine spreading the requests out cannot turn them into many
+// flights one after another.
 func TestConcurrentPXEStampede(t *testing.T) {
 	dir := t.TempDir()
 	iso, _ := fixture.Build(t, dir, fixture.Options{})
 	as := newFakeAS(t)
 	id := "0a0b0c0d-0000-4000-8000-000000000002"
-	as.set(id, &infraEnv{ignition: ignitionFor("pxe"), delay: 50 * time.Millisecond})
+	gate := make(chan struct{})
+	as.set(id, &infraEnv{ignition: ignitionFor("pxe"), delay: 50 * time.Millisecond, gate: gate})
 	env := baseEnv(dir)
 	env["LOG_LEVEL"] = "info"
 	env["ASSISTED_SERVICE_HOST"] = as.hostPort()
 	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{OpenshiftVersion: "4.19", CPUArchitecture: "x86_64", URL: "file://" + iso, Version: "419.96.1"})
 	in := startInstance(t, env)
-	in.waitReady(t, 60*time.Second)
+	in.waitReady(t, 120*time.Second)
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, DisableCompression: true}, Timeout: 60 * time.Second}
-	defer client.CloseIdleConnections()
 	const n = 1000
+	// Each request has its own connection (none is free for reuse before
+	// the gate opens) and is written with one Write.
+	var written atomic.Int32
+	allWritten := make(chan struct{})
+	dialer := &net.Dialer{Timeout: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &firstWriteConn{Conn: c, written: func() {
+			if written.Add(1) == n {
+				close(allWritten)
+			}
+		}}, nil
+	}
+	go func() {
+		select {
+		case <-allWritten:
+		case <-time.After(2 * time.Minute): // then the failures below say why
+		}
+		close(gate)
+	}()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true, DialContext: dial}, Timeout: 5 * time.Minute}
+	defer client.CloseIdleConnections()
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	var failures atomic.Int32
@@ -126,7 +157,7 @@ func TestConcurrentPXEStampede(t *testing.T) {
 	close(start)
 	wg.Wait()
 	if f := failures.Load(); f != 0 {
-		t.Fatalf("%d of %d requests failed", f, n)
+		t.Fatalf("%d of %d requests failed (%d written before the gate opened)", f, n, written.Load())
 	}
 	if m := mismatch.Load(); m != 0 {
 		t.Fatalf("%d responses differ", m)
@@ -184,7 +215,7 @@ func TestSnapshotsNeverCrossCredentials(t *testing.T) {
 	env["ASSISTED_SERVICE_HOST"] = strings.TrimPrefix(srv.URL, "http://")
 	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{OpenshiftVersion: "4.19", CPUArchitecture: "x86_64", URL: "file://" + iso, Version: "419.96.1"})
 	in := startInstance(t, env)
-	in.waitReady(t, 60*time.Second)
+	in.waitReady(t, 120*time.Second)
 	id := "0a0b0c0d-0000-4000-8000-000000000003"
 	initrd := func(key string) string { return "/images/" + id + "/pxe-initrd?version=4.19&api_key=" + key }
 
@@ -220,4 +251,19 @@ func TestSnapshotsNeverCrossCredentials(t *testing.T) {
 	if fake.count("goodA") != callsA+2 {
 		t.Fatalf("a new download made %d calls, want one set (ignition and minimal-initrd)", fake.count("goodA")-callsA)
 	}
+}
+
+// firstWriteConn calls written once, when its first Write has returned.
+type firstWriteConn struct {
+	net.Conn
+	once    sync.Once
+	written func()
+}
+
+func (c *firstWriteConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err == nil {
+		c.once.Do(c.written)
+	}
+	return n, err
 }

@@ -141,7 +141,7 @@ func TestKilledDownloadResumes(t *testing.T) {
 		return out
 	}
 	var partialSize int64
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for partialSize < mirror.stallAfter {
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(dir, "first.log"))
@@ -162,7 +162,7 @@ func TestKilledDownloadResumes(t *testing.T) {
 
 	start("second.log")
 	url := "http://127.0.0.1:" + port
-	deadline = time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(120 * time.Second)
 	for {
 		resp, err := http.Get(url + "/health")
 		if err == nil {

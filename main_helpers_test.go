@@ -42,6 +42,7 @@ type infraEnv struct {
 	ramStatus    int     // non-zero: the minimal-initrd call answers this status
 	envStatus    int     // non-zero: the infra-env call answers this status
 	delay        time.Duration
+	gate         <-chan struct{} // non-nil: every answer waits until it is closed
 }
 
 // recordedReq is one request the fake received.
@@ -120,6 +121,13 @@ func (f *fakeAS) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet || e == nil || rec.Kind == "other" {
 		http.NotFound(w, r)
 		return
+	}
+	if e.gate != nil {
+		select {
+		case <-e.gate:
+		case <-r.Context().Done():
+			return
+		}
 	}
 	if e.delay > 0 {
 		t := time.NewTimer(e.delay)

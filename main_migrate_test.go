@@ -53,7 +53,7 @@ func TestTakesOverOriginalDataDir(t *testing.T) {
 	env["ASSISTED_SERVICE_HOST"] = as.hostPort()
 	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{OpenshiftVersion: "4.19", CPUArchitecture: "x86_64", URL: mirror.URL + "/rhcos.iso", Version: "419.96.1"})
 	in := startInstance(t, env)
-	in.waitReady(t, 30*time.Second)
+	in.waitReady(t, 120*time.Second)
 
 	if n := mirrorHits.Load(); n != 0 {
 		t.Fatalf("the mirror was asked %d times; the image on disk should have been used", n)

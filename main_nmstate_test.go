@@ -93,7 +93,7 @@ func TestNmstate(t *testing.T) {
 	in := startInstance(t, env)
 	// 200 means every image is stored with its minimal template and
 	// nmstatectl archive derived (or failing, which the checks below catch).
-	in.waitReady(t, 45*time.Second)
+	in.waitReady(t, 120*time.Second)
 	_, body := in.get(t, "/health", nil, http.StatusOK)
 	var h nmstateHealth
 	if err := json.Unmarshal(body, &h); err != nil {

@@ -28,7 +28,7 @@ func TestReadyMeansServable(t *testing.T) {
 	in := startInstance(t, env)
 
 	// Poll as a readiness probe does, without delay, and act on the first 200.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		resp, _ := in.do(t, http.MethodGet, "/health", nil)
 		if resp.StatusCode == http.StatusOK {

@@ -59,7 +59,7 @@ func TestRegistrySource(t *testing.T) {
 	}
 
 	in := start(reg.AuthFile, img("4.18", "418.1", good), img("4.19", "419.1", bad))
-	in.waitReady(t, 60*time.Second)
+	in.waitReady(t, 120*time.Second)
 	resp, body := in.get(t, "/byid/"+id+"/4.18/x86_64/full.iso", nil, http.StatusOK)
 	if got := ignitionOf(t, body); !bytes.Equal(got, ign) {
 		t.Errorf("full.iso from the registry carries %d bytes of ignition, want the InfraEnv's %d", len(got), len(ign))
@@ -99,7 +99,7 @@ type imageHealth struct {
 // waitHealth polls /health until the image with version satisfies cond.
 func waitHealth(t *testing.T, in *instance, version string, cond func(imageHealth) bool) imageHealth {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		_, body := in.do(t, http.MethodGet, "/health", nil)
 		var h struct{ Images []imageHealth }

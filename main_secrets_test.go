@@ -28,7 +28,7 @@ func TestNoSecretInLogsOrBodies(t *testing.T) {
 	env["ASSISTED_SERVICE_TIMEOUT"] = "1s"
 	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{OpenshiftVersion: "4.19", CPUArchitecture: "x86_64", URL: "file://" + iso, Version: "419.96.1"})
 	in := startInstance(t, env)
-	in.waitReady(t, 60*time.Second)
+	in.waitReady(t, 120*time.Second)
 
 	const (
 		apiKey     = "SECRET-apikey-4711"

@@ -58,12 +58,14 @@ func newE2E(t *testing.T) *e2e {
 
 	env := baseEnv(t.TempDir())
 	env["ASSISTED_SERVICE_HOST"] = e.fake.hostPort()
-	env["ASSISTED_SERVICE_TIMEOUT"] = "1s"
+	// Every answer of the fake must arrive in time, however busy the
+	// machine: the default timeout (30 s). SlowAssistedService runs its own
+	// instance with a short one.
 	env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{
 		OpenshiftVersion: ocpVersion, CPUArchitecture: "x86_64", URL: "file://" + iso, Version: rhcosVersion,
 	})
 	e.in = startInstance(t, env)
-	h := e.in.waitReady(t, 20*time.Second)
+	h := e.in.waitReady(t, 120*time.Second)
 	if len(h.Images) != 1 || h.Images[0].State != "ready" {
 		t.Fatalf("health: %+v", h)
 	}
@@ -591,15 +593,26 @@ func (e *e2e) testBadInput(t *testing.T) {
 
 	t.Run("SlowAssistedService", func(t *testing.T) {
 		id := "6f1c1b0e-7a34-4b1e-9d7c-1f2a3b4c5e20"
-		e.newEnv(id, func(ie *infraEnv) { ie.delay = 6 * time.Second })
+		// The fake answers after a minute (or when the caller hangs up);
+		// the instance gives up after 1s.
+		e.newEnv(id, func(ie *infraEnv) { ie.delay = time.Minute })
+		env := baseEnv(t.TempDir())
+		env["ASSISTED_SERVICE_HOST"] = e.fake.hostPort()
+		env["ASSISTED_SERVICE_TIMEOUT"] = "1s"
+		env["OS_IMAGES"] = osImagesJSON(t, config.OSImage{
+			OpenshiftVersion: ocpVersion, CPUArchitecture: "x86_64", URL: "file://" + e.iso, Version: rhcosVersion,
+		})
+		in := startInstance(t, env)
+		in.waitReady(t, 120*time.Second)
 		for _, p := range []string{fullISOPath(id), initrdPath(id)} {
 			start := time.Now()
-			resp, _ := e.in.do(t, "GET", p, nil)
+			resp, _ := in.do(t, "GET", p, nil)
 			took := time.Since(start)
 			if resp.StatusCode != http.StatusBadGateway {
 				t.Errorf("GET %s with a slow assisted-service: status %d, want 502", p, resp.StatusCode)
 			}
-			if took > 3*time.Second {
+			// Far below the fake's minute; the margin is for a busy machine.
+			if took > 10*time.Second {
 				t.Errorf("GET %s took %v with ASSISTED_SERVICE_TIMEOUT=1s", p, took)
 			}
 		}
@@ -618,7 +631,7 @@ func (e *e2e) testBadInput(t *testing.T) {
 			OpenshiftVersion: ocpVersion, CPUArchitecture: "x86_64", URL: "file://" + e.iso, Version: rhcosVersion,
 		})
 		in := startInstance(t, env)
-		in.waitReady(t, 20*time.Second)
+		in.waitReady(t, 120*time.Second)
 		const secret = "unreachable-secret-api-key-4711"
 		for _, p := range []string{fullISOPath(id), initrdPath(id)} {
 			sep := "?"
@@ -824,15 +837,34 @@ func TestFailedValidationNeverServed(t *testing.T) {
 		config.OSImage{OpenshiftVersion: "4.92", CPUArchitecture: "x86_64", URL: "file://" + smallKernel, Version: "492.94.1"},
 	)
 	in := startInstance(t, env)
-	h := in.waitReady(t, 40*time.Second)
+	h := in.waitReady(t, 120*time.Second)
 	if !h.Ready {
 		t.Errorf("health says not ready: %+v", h)
 	}
-	states := map[string]string{}
-	errs := map[string]string{}
-	for _, im := range h.Images {
-		states[im.OpenshiftVersion] = im.State
-		errs[im.OpenshiftVersion] = im.Error
+	// A failed image is retried after a backoff (5 s, then longer) and is
+	// "downloading" again meanwhile; when the good image took longer than
+	// that, the first 200 may show a retry. Wait for a moment when every
+	// bad image is between attempts.
+	var states, errs map[string]string
+	byVersion := func(h healthDoc) {
+		states, errs = map[string]string{}, map[string]string{}
+		for _, im := range h.Images {
+			states[im.OpenshiftVersion] = im.State
+			errs[im.OpenshiftVersion] = im.Error
+		}
+	}
+	byVersion(h)
+	for deadline := time.Now().Add(120 * time.Second); states["4.90"] != "failed" || states["4.91"] != "failed" || states["4.92"] != "failed"; {
+		if time.Now().After(deadline) {
+			break // the checks below say what is wrong
+		}
+		time.Sleep(20 * time.Millisecond)
+		_, body := in.do(t, "GET", "/health", nil)
+		var h healthDoc
+		if err := json.Unmarshal(body, &h); err != nil {
+			t.Fatalf("/health body is not JSON: %v: %q", err, body)
+		}
+		byVersion(h)
 	}
 	if states["4.17"] != "ready" {
 		t.Errorf("good image state %q (%s)", states["4.17"], errs["4.17"])
@@ -909,7 +941,7 @@ func TestRestartUsesStore(t *testing.T) {
 	})
 
 	first := startInstance(t, env)
-	h1 := first.waitReady(t, 20*time.Second)
+	h1 := first.waitReady(t, 120*time.Second)
 	if hits.Load() == 0 {
 		t.Fatal("the first run did not download through the image server")
 	}
@@ -919,7 +951,7 @@ func TestRestartUsesStore(t *testing.T) {
 	failing.Store(true)
 	hits.Store(0)
 	second := startInstance(t, env)
-	h2 := second.waitReady(t, 20*time.Second)
+	h2 := second.waitReady(t, 120*time.Second)
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the restarted instance made %d requests to the image server", n)
 	}
@@ -944,7 +976,7 @@ func TestSampleMode(t *testing.T) {
 		"DATA_TEMP_DIR": filepath.Join(root, "tmp"),
 	}
 	in := startInstance(t, env)
-	h := in.waitReady(t, 30*time.Second)
+	h := in.waitReady(t, 120*time.Second)
 	if len(h.Images) != 1 || h.Images[0].OpenshiftVersion != "4.99" || h.Images[0].State != "ready" {
 		t.Fatalf("health %+v", h)
 	}

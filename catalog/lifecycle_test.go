@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -58,7 +59,14 @@ func TestFailingImageDoesNotHoldReadinessBack(t *testing.T) {
 	c := mustNew(t, env.config(t, imgA, imgB))
 	runPopulator(t, c)
 	waitFor(t, 10*time.Second, "ready with one failing image", c.Ready)
-	h := parseHealth(t, c.Health())
+	// The failing image is retried every few tens of milliseconds, and is
+	// "downloading" during each attempt: read health between attempts.
+	var h popHealth
+	waitFor(t, 30*time.Second, "the failing image between attempts", func() bool {
+		h = parseHealth(t, c.Health())
+		b, _ := h.image("419.1")
+		return b.State != StateDownloading
+	})
 	b, _ := h.image("419.1")
 	// Failing from its first failed attempt, also while a retry runs.
 	if !b.Failing || b.Error == "" || (b.State != StateFailed && b.State != StateDownloading) {
@@ -123,7 +131,19 @@ func TestDerivedBuildRetried(t *testing.T) {
 func TestMissingBlobIsFetchedAgain(t *testing.T) {
 	env := newPopEnv(t)
 	body := popBlob(3, 64<<10)
-	srv := newPopServer(t, body, nil)
+	// The download again waits until the test has looked: it could
+	// otherwise be over before the Lookup below.
+	again := make(chan struct{})
+	srv := newPopServer(t, body, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n > 1 {
+			select {
+			case <-again:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		serveRange(w, r, body)
+	})
 	img := popImage("4.18", "418.1", "x86_64", srv.url("a.iso"))
 	c := mustNew(t, env.config(t, img))
 	runPopulator(t, c)
@@ -138,6 +158,7 @@ func TestMissingBlobIsFetchedAgain(t *testing.T) {
 	if _, _, err := c.Lookup(img.Version, "x86_64", config.TypeFullISO); !errors.Is(err, ErrNotReady) {
 		t.Errorf("Lookup right after the blob went missing: %v", err)
 	}
+	close(again)
 	waitFor(t, 10*time.Second, "ready again", c.Ready)
 	if srv.requests() != 2 {
 		t.Errorf("mirror saw %d requests, want 2", srv.requests())

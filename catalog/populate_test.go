@@ -21,6 +21,7 @@ import (
 
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/internal/goroutines"
 	"github.com/isoedge/isoedge/upstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -32,6 +33,13 @@ const (
 	msgDownloadFailed = "OS image download failed"
 	msgBudgetStuck    = "disk budget exceeded, nothing can be evicted"
 	msgBudgetEvictErr = "disk budget: evicting"
+	msgFirstPassDone  = "first pass over OS images done"
+)
+
+// Where the populator's goroutines wait, for goroutines.Wait.
+const (
+	fnAcquireSlot = "github.com/isoedge/isoedge/catalog.(*Catalog).acquireSlot"
+	fnEnsure      = "github.com/isoedge/isoedge/catalog.(*Catalog).Ensure"
 )
 
 // popBlob returns n pseudo-random bytes, the same for the same seed.
@@ -371,7 +379,7 @@ func eagerTwo(t *testing.T) (env *popEnv, a, b *popServer, imgs []config.OSImage
 func TestPopulatorEagerFetchesEveryImage(t *testing.T) {
 	env, a, b, imgs, p, _ := eagerTwo(t)
 
-	waitFor(t, 2*time.Second, "Ready()", p.Ready)
+	waitFor(t, 30*time.Second, "Ready()", p.Ready)
 	if a.requests() != 1 || b.requests() != 1 {
 		t.Errorf("requests: a=%d b=%d, want one each", a.requests(), b.requests())
 	}
@@ -462,7 +470,7 @@ func TestPopulatorRestartRestoresWithoutDownload(t *testing.T) {
 		t.Errorf("Ready() before Run")
 	}
 	stop = runPopulator(t, p)
-	waitFor(t, 2*time.Second, "Ready() after restart", p.Ready)
+	waitFor(t, 30*time.Second, "Ready() after restart", p.Ready)
 	for _, img := range imgs {
 		if !isReady(p, img) {
 			t.Errorf("%s not ready after restart", img.Version)
@@ -474,11 +482,12 @@ func TestPopulatorRestartRestoresWithoutDownload(t *testing.T) {
 			t.Errorf("health after restart: %s is %q", img.Version, s.State)
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // a download started anyway would show by now
+	// Run has returned once stop does: whatever it started (a download
+	// started anyway) is over and would show in the counts.
+	stop()
 	if a.requests() != 0 || b.requests() != 0 {
 		t.Errorf("restart made requests: a=%d b=%d, want none", a.requests(), b.requests())
 	}
-	stop()
 
 	// The second entry now points elsewhere, with other content: it alone
 	// is fetched again.
@@ -489,7 +498,7 @@ func TestPopulatorRestartRestoresWithoutDownload(t *testing.T) {
 	moved[1].URL = b.url("rhcos-417-respin.iso")
 	p = mustNew(t, env.config(t, moved...))
 	runPopulator(t, p)
-	waitFor(t, 5*time.Second, "moved image fetched", func() bool {
+	waitFor(t, 30*time.Second, "moved image fetched", func() bool {
 		rec, _, err := p.Lookup(moved[1].Version, moved[1].CPUArchitecture, config.TypeFullISO)
 		return err == nil && rec.URL == moved[1].URL
 	})
@@ -605,13 +614,16 @@ func TestPopulatorWrongDigestNeverReady(t *testing.T) {
 	p := mustNew(t, cfg)
 	runPopulator(t, p)
 
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
+	// Two attempts fail (the second a retry after backoff); the image is
+	// never ready meanwhile.
+	waitFor(t, 30*time.Second, "two failed attempts", func() bool {
 		if isReady(p, img) || p.Ready() {
 			t.Fatal("image with a wrong sha256 became ready")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		mu.Lock()
+		defer mu.Unlock()
+		return len(leftovers) >= 2
+	})
 	s, _ := parseHealth(t, p.Health()).image(img.Version)
 	if s.State != StateFailed && s.State != StateDownloading {
 		t.Errorf("state %q", s.State)
@@ -625,7 +637,7 @@ func TestPopulatorWrongDigestNeverReady(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if len(leftovers) < 2 {
-		t.Fatalf("%d failed attempts within 1s, want retries", len(leftovers))
+		t.Fatalf("%d failed attempts, want retries", len(leftovers))
 	}
 	for i, names := range leftovers {
 		if len(names) != 0 {
@@ -651,16 +663,20 @@ func TestPopulatorTruncatedBodyNeverReady(t *testing.T) {
 		w.Write(body[:len(body)/2])
 	})
 	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
-	p := mustNew(t, env.config(t, img))
+	cfg := env.config(t, img)
+	var logs *observer.ObservedLogs
+	cfg.Log, logs = newPopLogger(nil)
+	p := mustNew(t, cfg)
 	runPopulator(t, p)
 
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
+	// Two attempts end in failure (the second a retry); the image is never
+	// ready meanwhile.
+	waitFor(t, 30*time.Second, "two failed attempts", func() bool {
 		if isReady(p, img) {
 			t.Fatal("truncated image became ready")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return logs.FilterMessage(msgDownloadFailed).Len() >= 2
+	})
 	if got := env.blobs(t); len(got) != 0 {
 		t.Errorf("store holds %v, want nothing committed", got)
 	}
@@ -875,7 +891,7 @@ func TestPopulatorInspectRejects(t *testing.T) {
 	pp.Store(p)
 	runPopulator(t, p)
 
-	waitFor(t, 5*time.Second, "a second inspection", func() bool { return len(env.insp.callTimes()) >= 2 })
+	waitFor(t, 30*time.Second, "a second inspection", func() bool { return len(env.insp.callTimes()) >= 2 })
 	if isReady(p, img) {
 		t.Fatal("rejected image is ready")
 	}
@@ -909,7 +925,7 @@ func TestPopulatorInspectRejects(t *testing.T) {
 
 	// Once the inspector accepts, the next retry stores it.
 	env.insp.setReject(nil)
-	waitReady(t, p, 5*time.Second, img)
+	waitReady(t, p, 30*time.Second, img)
 	rec, _, _ := p.Lookup(img.Version, img.CPUArchitecture, config.TypeFullISO)
 	env.checkBlob(t, rec.Digest, body)
 }
@@ -945,8 +961,10 @@ func TestPopulatorConcurrencyLimit(t *testing.T) {
 	p := mustNew(t, cfg)
 	runPopulator(t, p)
 
-	waitFor(t, 5*time.Second, "two downloads in flight", func() bool { return inFlight.Load() == 2 })
-	time.Sleep(200 * time.Millisecond) // room for a third to start, were it allowed
+	waitFor(t, 30*time.Second, "two downloads in flight", func() bool { return inFlight.Load() == 2 })
+	// The other two images wait for a slot: from here on a third download
+	// could only start if the limit let it.
+	goroutines.Wait(t, fnAcquireSlot, "select", 2, 30*time.Second)
 	if got := total.Load(); got != 2 {
 		t.Errorf("%d requests started while 2 were blocked, want 2", got)
 	}
@@ -995,8 +1013,9 @@ func TestPopulatorLazy(t *testing.T) {
 	p := mustNew(t, cfg)
 	runPopulator(t, p)
 
-	waitFor(t, 2*time.Second, "Ready() in lazy mode", p.Ready)
-	time.Sleep(50 * time.Millisecond)
+	// Lazy mode is ready once Run's first pass is over, and that pass
+	// would include any download started at start.
+	waitFor(t, 30*time.Second, "Ready() in lazy mode", p.Ready)
 	if a.requests() != 0 || slow.requests() != 0 {
 		t.Fatalf("lazy mode fetched at start: %d, %d requests", a.requests(), slow.requests())
 	}
@@ -1027,7 +1046,8 @@ func TestPopulatorLazy(t *testing.T) {
 		t.Fatal("Ensure did not start a download")
 	}
 	go ensure("4.16") // the same image, by OpenShift version
-	time.Sleep(150 * time.Millisecond)
+	// Both wait for the one download before it may finish.
+	goroutines.Wait(t, fnEnsure, "select", 2, 30*time.Second)
 	close(gate)
 	for range 2 {
 		select {
@@ -1055,7 +1075,9 @@ func TestPopulatorLazy(t *testing.T) {
 	if !configured || !errors.Is(err, ErrNotReady) {
 		t.Errorf("Ensure of a stuck image: configured %v, %v; want ErrNotReady", configured, err)
 	}
-	if took < cfg.LazyWait-50*time.Millisecond || took > cfg.LazyWait+time.Second {
+	// At least LazyWait, and not held for the download, which never ends:
+	// the upper bound is generous for a busy machine.
+	if took < cfg.LazyWait || took > cfg.LazyWait+10*time.Second {
 		t.Errorf("Ensure of a stuck image took %v, want about LazyWait %v", took, cfg.LazyWait)
 	}
 	if got := slow.requests(); got != 1 {
@@ -1069,7 +1091,7 @@ func TestPopulatorLazy(t *testing.T) {
 	if _, _, err := p.Ensure(cctx, imgS.Version, "x86_64", config.TypeFullISO); !errors.Is(err, ErrNotReady) {
 		t.Errorf("Ensure with a short context: %v", err)
 	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("Ensure ignored its context: took %v", took)
+	if took := time.Since(start); took >= cfg.LazyWait {
+		t.Errorf("Ensure ignored its context: took %v, LazyWait %v", took, cfg.LazyWait)
 	}
 }

@@ -307,7 +307,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.src != nil {
 		o.src(src)
 	}
-	cfg := &config.Config{MaxConcurrentRequests: 4, RequestWait: 100 * time.Millisecond}
+	// A stream's slot is given back when fasthttp closes its body, just
+	// after the client has read it, so the next request of a test may
+	// wait for it: RequestWait is generous (it only costs time when a slot
+	// leaks, and then the request still fails).
+	cfg := &config.Config{MaxConcurrentRequests: 4, RequestWait: 10 * time.Second}
 	if o.config != nil {
 		o.config(cfg)
 	}
@@ -467,12 +471,12 @@ func (h *harness) logText() string {
 	return sb.String()
 }
 
-// waitFor polls cond for up to two seconds: stream ends (slot release,
-// metrics) run when fasthttp closes the body, just after the client has
-// read it.
+// waitFor polls cond for up to 30 seconds (a failure bound, generous for a
+// busy machine): stream ends (slot release, metrics) run when fasthttp
+// closes the body, just after the client has read it.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

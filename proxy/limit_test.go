@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/isoedge/isoedge/internal/goroutines"
 )
 
 func TestLimiterCapacity(t *testing.T) {
@@ -53,23 +55,33 @@ func TestLimiterNoWait(t *testing.T) {
 	if _, ok := l.acquire(); ok {
 		t.Fatal("acquire on a full limiter without wait succeeded")
 	}
-	if d := time.Since(t0); d > time.Second {
+	if d := time.Since(t0); d > 10*time.Second {
 		t.Fatalf("acquire without wait blocked for %v", d)
 	}
 }
 
 func TestLimiterWaitsForRelease(t *testing.T) {
-	l := newLimiter(1, 5*time.Second)
+	l := newLimiter(1, time.Minute)
 	r, _ := l.acquire()
+	got := make(chan bool, 1)
 	go func() {
-		time.Sleep(20 * time.Millisecond)
-		r()
+		r2, ok := l.acquire()
+		if ok {
+			r2()
+		}
+		got <- ok
 	}()
-	r2, ok := l.acquire()
-	if !ok {
-		t.Fatal("acquire did not get the slot released while it waited")
+	// The slot is given back while the second acquire waits for it.
+	goroutines.Wait(t, "github.com/isoedge/isoedge/proxy.(*limiter).acquire", "select", 1, time.Minute)
+	r()
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("acquire did not get the slot released while it waited")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("acquire still waits after the slot was released")
 	}
-	r2()
 }
 
 func TestLimiterReleaseTwice(t *testing.T) {

@@ -162,7 +162,9 @@ func TestCORSPreflightNotReady(t *testing.T) {
 func TestLimiterIntegration(t *testing.T) {
 	block := make(chan struct{})
 	h := newHarness(t, harnessOpts{
-		config: func(c *config.Config) { c.MaxConcurrentRequests, c.RequestWait = 1, 100*time.Millisecond },
+		// The next image request may come before the first one's stream
+		// has given its slot back: it waits for it.
+		config: func(c *config.Config) { c.MaxConcurrentRequests, c.RequestWait = 1, 10*time.Second },
 		src:    func(s *fakeSource) { s.block = block },
 		server: func(s *Server) { s.snaps.slots = newLimiter(1, 0) },
 	})
@@ -222,7 +224,10 @@ func limiterIdle(h *harness) bool {
 // TestLimiterReleasedOnEveryPath makes requests that fail at each step
 // after the slot is taken, with a single slot: each must give it back.
 func TestLimiterReleasedOnEveryPath(t *testing.T) {
-	h := newHarness(t, harnessOpts{config: func(c *config.Config) { c.MaxConcurrentRequests, c.RequestWait = 1, 200*time.Millisecond }})
+	// Each request may come before the previous stream has given its slot
+	// back and waits for it; a leaked slot is never given back, and the
+	// request is refused after the wait.
+	h := newHarness(t, harnessOpts{config: func(c *config.Config) { c.MaxConcurrentRequests, c.RequestWait = 1, 10*time.Second }})
 	paths := []struct {
 		path string
 		hdr  map[string]string

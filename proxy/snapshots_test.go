@@ -131,19 +131,21 @@ func TestSnapshotsCoalesceAndNoErrorCaching(t *testing.T) {
 // TestSnapshotLifetimeIsAbsolute: a snapshot used continuously still ends
 // TTL after its fetch.
 func TestSnapshotLifetimeIsAbsolute(t *testing.T) {
-	const ttl = 300 * time.Millisecond
+	// A lifetime renewed by use would never end; the bound only has to
+	// catch that, and is generous for a busy machine.
+	const ttl, bound = 300 * time.Millisecond, 30 * time.Second
 	s, _ := newTestSnapshots(t, ttl)
 	if _, err := s.fetch(context.Background(), "g", "k", func(context.Context) (*built, error) { return &built{etag: `"a"`}, nil }); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	for s.cached("g", "k") != nil {
-		if time.Since(start) > 10*ttl {
+		if time.Since(start) > bound {
 			t.Fatalf("snapshot still served %v after its fetch (TTL %v)", time.Since(start), ttl)
 		}
 		time.Sleep(ttl / 30)
 	}
-	if age := time.Since(start); age > 10*ttl {
+	if age := time.Since(start); age > bound {
 		t.Errorf("snapshot lived %v", age)
 	}
 }

@@ -128,35 +128,40 @@ func TestClientRamdiskBudgetConcurrent(t *testing.T) {
 
 func TestClientRamdiskFailuresReleaseBudget(t *testing.T) {
 	tests := []struct {
-		name   string
-		handle http.HandlerFunc
-		err    error
+		name    string
+		handle  http.HandlerFunc
+		err     error
+		timeout time.Duration // the client's; 0: one no answer here comes near
 	}{
 		{"connection lost while spilling", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "100000")
 			w.Write(ramdiskOf(5000))
 			conn, _, _ := w.(http.Hijacker).Hijack()
 			conn.Close()
-		}, ErrUnavailable},
+		}, ErrUnavailable, 0},
 		{"connection lost in memory", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "500")
 			w.Write(ramdiskOf(100))
 			conn, _, _ := w.(http.Hijacker).Hijack()
 			conn.Close()
-		}, ErrUnavailable},
+		}, ErrUnavailable, 0},
 		{"timeout while spilling", func(w http.ResponseWriter, r *http.Request) {
 			w.Write(ramdiskOf(5000))
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
-		}, context.DeadlineExceeded},
+		}, context.DeadlineExceeded, 500 * time.Millisecond},
 		{"declared too large", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", fmt.Sprint(maxRamdiskSize+1))
-		}, ErrBadResponse},
+		}, ErrBadResponse, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			budget := NewMemoryBudget(1 << 20)
-			c, _ := newSpillClient(t, budget, 1<<10, 500*time.Millisecond, tt.handle)
+			timeout := tt.timeout
+			if timeout == 0 {
+				timeout = 30 * time.Second
+			}
+			c, _ := newSpillClient(t, budget, 1<<10, timeout, tt.handle)
 			b, err := c.MinimalInitrd(t.Context(), testImageID, Credential{CredAPIKey, testSecret})
 			if !errors.Is(err, tt.err) || b != nil {
 				t.Fatalf("got %v, %v; want %v", b, err, tt.err)

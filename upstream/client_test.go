@@ -302,7 +302,9 @@ func TestClientTimeout(t *testing.T) {
 		t.Run(call.name, func(t *testing.T) {
 			start := time.Now()
 			err := call.run(t.Context(), c, Credential{CredAPIKey, testSecret})
-			if elapsed := time.Since(start); elapsed > timeout+time.Second {
+			// Not held until the handler gives up (10 s); the margin is
+			// for a busy machine.
+			if elapsed := time.Since(start); elapsed > timeout+5*time.Second {
 				t.Errorf("returned after %v, want about %v", elapsed, timeout)
 			}
 			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
