@@ -111,10 +111,10 @@ func (c *Catalog) evict(e *imageEntry) error {
 		c.mu.Unlock()
 		return nil // changed meanwhile; the next pass measures again
 	}
-	// Not ready while its files go, and not yet "evicted", so no request
-	// starts a download of the same content whose commit the removal would
-	// undo.
-	e.state = StateEvicting
+	// Not ready while its files go (no request starts a download of the
+	// same content whose commit the removal would undo), and no longer
+	// required for readiness.
+	e.state, e.evicted = StateEvicting, true
 	c.mu.Unlock()
 	err := c.removeStored(rec)
 	c.mu.Lock()

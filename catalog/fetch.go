@@ -110,7 +110,9 @@ func (c *Catalog) store(ctx context.Context, e *imageEntry, log *zap.Logger, w *
 		return err
 	}
 	c.mu.Lock()
-	e.state, e.err, e.rec, e.done, e.total, e.evicted, e.source = StateReady, "", rec, n, n, false, kind
+	// evicted stays until what derives from it is built (derive): an
+	// image fetched again on request does not make the service unready.
+	e.state, e.err, e.rec, e.done, e.total, e.source = StateReady, "", rec, n, n, kind
 	close(e.ready)
 	c.mu.Unlock()
 	log.Info("OS image ready", zap.String("digest", d.String()), zap.Int64("bytes", n), zap.String("source", kind), zap.Duration("took", time.Since(start)))

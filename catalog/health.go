@@ -15,7 +15,7 @@ const (
 )
 
 // Ready reports whether the service may answer image requests: at least
-// one image is servable, and every configured image is servable with what
+// one image is stored, and every configured image is servable with what
 // derives from it (minimal template, nmstatectl) or failing. A failing or
 // stalled image never holds the others back; one downloading for the
 // first time does, as in the original. Images fetched on request (lazy
@@ -34,15 +34,17 @@ func (c *Catalog) readyLocked() bool {
 	if c.cfg.Lazy {
 		return c.firstPass
 	}
-	any := false
+	stored := false
 	for _, e := range c.entries {
+		// An image whose derived build fails still serves its full ISO,
+		// PXE initrd and boot artifacts: it counts as serving.
+		stored = stored || e.state == StateReady
 		servable := e.state == StateReady && e.derivedOK
-		any = any || servable
 		if !servable && !e.failing && !e.evicted {
 			return false
 		}
 	}
-	return any
+	return stored
 }
 
 func (c *Catalog) readyCount() int {

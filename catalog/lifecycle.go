@@ -192,7 +192,7 @@ func (c *Catalog) derive(ctx context.Context, e *imageEntry) error {
 	default:
 		e.warning = ""
 	}
-	e.derivedOK, e.failing, e.err, e.retryAt = true, false, "", time.Time{}
+	e.derivedOK, e.failing, e.err, e.retryAt, e.evicted = true, false, "", time.Time{}, false
 	return nil
 }
 

@@ -114,7 +114,15 @@ func TestDerivedBuildRetried(t *testing.T) {
 		s, _ := parseHealth(t, c.Health()).image("418.1")
 		return s.Failing && s.Error == "scratch space is full"
 	})
-	waitFor(t, 10*time.Second, "ready after retries", c.Ready)
+	// Failing on its derived build only, it is stored: the service is
+	// ready meanwhile (its full ISO is served).
+	if !c.Ready() {
+		t.Error("not ready although the image is stored and only its derived build fails")
+	}
+	waitFor(t, 10*time.Second, "the derived build done after retries", func() bool {
+		s, _ := parseHealth(t, c.Health()).image("418.1")
+		return s.Derived == "ok"
+	})
 	if n := calls.Load(); n != 3 {
 		t.Errorf("derive called %d times, want 3", n)
 	}
@@ -222,5 +230,79 @@ func TestMissingDerivedBlobIsRebuilt(t *testing.T) {
 	}
 	if srv.requests() != 1 {
 		t.Errorf("rebuilding a derived blob downloaded the image again (%d requests)", srv.requests())
+	}
+}
+
+// TestEvictedImageDoesNotFlapReadiness: an image evicted for the disk
+// budget is not required for readiness, neither while it is removed nor
+// while it is fetched again and its derived images are rebuilt.
+func TestEvictedImageDoesNotFlapReadiness(t *testing.T) {
+	env := newPopEnv(t)
+	a := newPopServer(t, popBlob(50, 64<<10), nil)
+	b := newPopServer(t, popBlob(51, 64<<10+512), nil)
+	imgA := popImage("4.16", "416.1", "x86_64", a.url("a.iso"))
+	imgB := popImage("4.17", "417.1", "x86_64", b.url("b.iso"))
+	cfg := env.config(t, imgA, imgB)
+	cfg.MaxBytes = 96 << 10 // one image fits
+	cfg.Concurrency = 1
+	gate := make(chan struct{})
+	var aDerives atomic.Int32
+	cfg.Derive = func(ctx context.Context, rec cache.BaseRecord) error {
+		if rec.Key.Version == imgA.Version && aDerives.Add(1) == 2 {
+			select { // A's rebuild after its eviction waits
+			case <-gate:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	}
+	c := mustNew(t, cfg)
+	runPopulator(t, c)
+	waitFor(t, 10*time.Second, "one image evicted and the service ready", func() bool {
+		h := parseHealth(t, c.Health())
+		sa, _ := h.image("416.1")
+		sb, _ := h.image("417.1")
+		gone := func(s ImageStatus) bool { return s.Evicted && s.State == StatePending }
+		return h.Ready && (gone(sa) || gone(sb))
+	})
+	// Ask for whichever was evicted; watch readiness while it comes back.
+	h := parseHealth(t, c.Health())
+	evicted := imgA
+	if s, _ := h.image("417.1"); s.Evicted {
+		evicted = imgB
+		close(gate) // only A's rebuild is held
+	}
+	var flapped atomic.Bool
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if !c.Ready() {
+				flapped.Store(true)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, _, err := c.Ensure(context.Background(), evicted.Version, "x86_64", config.TypeFullISO); err != nil {
+		t.Fatalf("Ensure of the evicted image: %v", err)
+	}
+	if evicted == imgA {
+		waitFor(t, 10*time.Second, "A's rebuild to start", func() bool { return aDerives.Load() == 2 })
+		close(gate)
+	}
+	waitFor(t, 10*time.Second, "the other image evicted in turn, or settled", func() bool {
+		s, _ := parseHealth(t, c.Health()).image(evicted.Version)
+		return s.Derived == "ok" || s.Evicted
+	})
+	close(stop)
+	<-done
+	if flapped.Load() {
+		t.Error("/health went unready while an evicted image was fetched again")
 	}
 }
