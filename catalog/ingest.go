@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,6 +27,11 @@ func (c *Catalog) inspect(path string) ([]byte, error) {
 	}
 	if err := l.Check(c.cfg.MinRootfsBytes, c.cfg.MinKernelBytes); err != nil {
 		return nil, err
+	}
+	if l.Ignition.Len == 0 {
+		// Its ISOs could only ever answer 500: refused like any image that
+		// cannot be served correctly.
+		return nil, fmt.Errorf("%w: no ignition embed area (%s)", customize.ErrBadImage, l.IgnitionFile)
 	}
 	return l.Encode()
 }

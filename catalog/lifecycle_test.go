@@ -6,12 +6,17 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/customize"
+	"github.com/isoedge/isoedge/internal/fixture"
 )
 
 // TestReadyWaitsForDerivedImages: an image is servable only once what
@@ -304,5 +309,25 @@ func TestEvictedImageDoesNotFlapReadiness(t *testing.T) {
 	<-done
 	if flapped.Load() {
 		t.Error("/health went unready while an evicted image was fetched again")
+	}
+}
+
+// TestIngestRefusesISOWithoutIgnitionArea: a base ISO whose ISOs could
+// only answer 500 (no ignition embed area) is refused at ingest.
+func TestIngestRefusesISOWithoutIgnitionArea(t *testing.T) {
+	dir := t.TempDir()
+	iso, _ := fixture.Build(t, dir, fixture.Options{})
+	// Take images/ignition.img out of the image.
+	bare := filepath.Join(dir, "bare.iso")
+	if out, err := exec.Command("xorriso", "-indev", iso, "-outdev", bare, "-boot_image", "any", "replay", "-rm", "/images/ignition.img", "--").CombinedOutput(); err != nil {
+		t.Fatalf("xorriso: %v\n%s", err, out)
+	}
+	env := newPopEnv(t)
+	c := mustNew(t, Config{Store: env.store, Index: env.index, MinRootfsBytes: 1, MinKernelBytes: 1})
+	if _, err := c.inspect(iso); err != nil {
+		t.Fatalf("the fixture itself: %v", err)
+	}
+	if _, err := c.inspect(bare); !errors.Is(err, customize.ErrBadImage) || !strings.Contains(err.Error(), "no ignition embed area") {
+		t.Errorf("an ISO without ignition area: %v, want ErrBadImage", err)
 	}
 }
