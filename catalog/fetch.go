@@ -105,10 +105,13 @@ func (c *Catalog) store(ctx context.Context, e *imageEntry, log *zap.Logger, w *
 	if err := c.cfg.Index.PutMeta(MetaLayout, d, layout); err != nil {
 		return err
 	}
-	rec := cache.BaseRecord{Key: e.key, Digest: d, Size: n, URL: e.img.URL, OpenshiftVersion: e.img.OpenshiftVersion, FetchedAt: time.Now().UTC()}
+	rec := cache.BaseRecord{Key: e.key, Digest: d, Size: n, URL: sourceID(e.img.URL), OpenshiftVersion: e.img.OpenshiftVersion, FetchedAt: time.Now().UTC()}
 	if err := c.cfg.Index.PutBase(rec); err != nil {
 		return err
 	}
+	// Freshly stored counts as just used: the least recently served image
+	// is evicted first, not the one a request is waiting for.
+	e.served.Store(time.Now().UnixNano())
 	c.mu.Lock()
 	// evicted stays until what derives from it is built (derive): an
 	// image fetched again on request does not make the service unready.

@@ -44,6 +44,13 @@ func (c *Catalog) blobGone(d cache.Digest, reason string) {
 	}
 	c.mu.Unlock()
 	c.forget(d)
+	if len(bases) > 0 {
+		// Before any download starts again: the same content committed
+		// anew must keep the layout it writes.
+		if err := c.cfg.Index.DeleteMeta(MetaLayout, d); err != nil {
+			c.log.Warn("dropping the layout of a damaged image", zap.Error(err))
+		}
+	}
 	for _, e := range bases {
 		c.log.Error("stored OS image is damaged or missing; downloading it again", zap.String("version", e.key.Version),
 			zap.String("arch", e.key.Arch), zap.String("digest", d.String()), zap.String("reason", reason))
@@ -53,9 +60,6 @@ func (c *Catalog) blobGone(d cache.Digest, reason string) {
 		c.restart(e)
 	}
 	if len(bases) > 0 {
-		if err := c.cfg.Index.DeleteMeta(MetaLayout, d); err != nil {
-			c.log.Warn("dropping the layout of a damaged image", zap.Error(err))
-		}
 		return
 	}
 	// A derived blob: its parents build it again.

@@ -79,10 +79,17 @@ func (c *Catalog) keep(ctx context.Context, e *imageEntry, firstDone func()) {
 	var once sync.Once
 	markFirst := func() { once.Do(firstDone) }
 	defer markFirst()
-	defer func() {
+	cleared := false
+	clearRunning := func() {
 		c.mu.Lock()
 		e.running = false
 		c.mu.Unlock()
+		cleared = true
+	}
+	defer func() {
+		if !cleared {
+			clearRunning()
+		}
 	}()
 	backoff := c.cfg.MinBackoff
 	wait := func() bool {
@@ -123,6 +130,9 @@ func (c *Catalog) keep(ctx context.Context, e *imageEntry, firstDone func()) {
 		<-c.sem
 		markFirst()
 		if err == nil {
+			// Done: e may be evicted by another image's budget pass from
+			// now on, as that pass may be the one that must make room.
+			clearRunning()
 			c.enforceBudget(e)
 			return
 		}

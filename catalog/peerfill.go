@@ -105,7 +105,7 @@ func (c *Catalog) PeerBase(imageType, version, arch, sourceHash string) (cache.B
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for _, e := range c.entries {
-		if e.key == key && e.state == StateReady && peerEligible(e.img) && upstream.SourceHash(e.rec.URL) == sourceHash {
+		if e.key == key && e.state == StateReady && peerEligible(e.img) && upstream.SourceHash(e.img.URL) == sourceHash {
 			return e.rec, true
 		}
 	}

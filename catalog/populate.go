@@ -6,6 +6,7 @@ import (
 
 	"github.com/isoedge/isoedge/cache"
 	"github.com/isoedge/isoedge/config"
+	"github.com/isoedge/isoedge/upstream"
 	"go.uber.org/zap"
 )
 
@@ -23,6 +24,11 @@ func baseKey(img config.OSImage) cache.BaseKey {
 	return cache.BaseKey{Type: t, Version: img.Version, Arch: img.CPUArchitecture}
 }
 
+// sourceID is what the index and the image records keep of an image's
+// source URL: its SHA-256, enough to tell whether the URL changed, and no
+// token or password the URL may carry.
+func sourceID(url string) string { return "sha256:" + upstream.SourceHash(url) }
+
 // restore marks e ready when the index holds it for the same URL and its
 // blob and layout are present.
 func (c *Catalog) restore(e *imageEntry) bool {
@@ -30,7 +36,16 @@ func (c *Catalog) restore(e *imageEntry) bool {
 	if err != nil {
 		return false
 	}
-	if rec.URL != e.img.URL {
+	switch rec.URL {
+	case sourceID(e.img.URL):
+	case e.img.URL:
+		// Written by an earlier version, with the URL itself: keep only
+		// its digest on disk from now on (a URL may carry a token).
+		rec.URL = sourceID(e.img.URL)
+		if err := c.cfg.Index.PutBase(rec); err != nil {
+			c.log.Warn("rewriting an image record without its URL", zap.Error(err))
+		}
+	default:
 		c.log.Info("OS image URL changed, fetching again", zap.String("version", e.key.Version), zap.String("arch", e.key.Arch))
 		return false
 	}

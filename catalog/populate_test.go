@@ -449,7 +449,8 @@ func TestPopulatorEagerFetchesEveryImage(t *testing.T) {
 			t.Errorf("index lacks %s: %v", img.Version, err)
 			continue
 		}
-		if rec.URL != img.URL || rec.Digest != cache.DigestOf(bodies[img.Version]) || rec.OpenshiftVersion != img.OpenshiftVersion {
+		// The record keeps the URL's digest, never the URL (it may carry a token).
+		if rec.URL != sourceID(img.URL) || strings.Contains(rec.URL, "http") || rec.Digest != cache.DigestOf(bodies[img.Version]) || rec.OpenshiftVersion != img.OpenshiftVersion {
 			t.Errorf("index record %+v", rec)
 		}
 	}
@@ -500,7 +501,7 @@ func TestPopulatorRestartRestoresWithoutDownload(t *testing.T) {
 	runPopulator(t, p)
 	waitFor(t, 30*time.Second, "moved image fetched", func() bool {
 		rec, _, err := p.Lookup(moved[1].Version, moved[1].CPUArchitecture, config.TypeFullISO)
-		return err == nil && rec.URL == moved[1].URL
+		return err == nil && rec.URL == sourceID(moved[1].URL)
 	})
 	if a.requests() != 0 {
 		t.Errorf("unchanged image was requested %d times", a.requests())
@@ -513,7 +514,7 @@ func TestPopulatorRestartRestoresWithoutDownload(t *testing.T) {
 		t.Errorf("moved image digest %s, want %s", rec.Digest, cache.DigestOf(newBody))
 	}
 	env.checkBlob(t, rec.Digest, newBody)
-	if ir, err := env.index.Base(baseKey(moved[1])); err != nil || ir.URL != moved[1].URL || ir.Digest != rec.Digest {
+	if ir, err := env.index.Base(baseKey(moved[1])); err != nil || ir.URL != sourceID(moved[1].URL) || ir.Digest != rec.Digest {
 		t.Errorf("index record after URL change: %+v, %v", ir, err)
 	}
 }
@@ -1093,5 +1094,41 @@ func TestPopulatorLazy(t *testing.T) {
 	}
 	if took := time.Since(start); took >= cfg.LazyWait {
 		t.Errorf("Ensure ignored its context: took %v, LazyWait %v", took, cfg.LazyWait)
+	}
+}
+
+// TestRecordsFromOlderVersionsRestored: an index written with the URL
+// itself (before only its digest was kept) is still restored without a
+// download, and the record is rewritten without the URL.
+func TestRecordsFromOlderVersionsRestored(t *testing.T) {
+	env := newPopEnv(t)
+	body := popBlob(60, 64<<10)
+	srv := newPopServer(t, body, nil)
+	img := popImage("4.16", "416.1", "x86_64", srv.url("a.iso?token=SECRET"))
+	d, n, err := env.store.Put(context.Background(), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.index.PutMeta(MetaLayout, d, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.index.PutBase(cache.BaseRecord{Key: baseKey(img), Digest: d, Size: n, URL: img.URL, OpenshiftVersion: "4.16", FetchedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	p := mustNew(t, env.config(t, img))
+	runPopulator(t, p)
+	waitReady(t, p, 10*time.Second, img)
+	if srv.requests() != 0 {
+		t.Errorf("restored by downloading (%d requests)", srv.requests())
+	}
+	rec, err := env.index.Base(baseKey(img))
+	if err != nil || rec.URL != sourceID(img.URL) {
+		t.Errorf("record after restore: %+v, %v", rec, err)
+	}
+	recs, _, _ := env.store.Records()
+	for _, r := range recs {
+		if strings.Contains(r.URL, "SECRET") {
+			t.Errorf("an image record still holds the URL: %+v", r)
+		}
 	}
 }
