@@ -64,9 +64,10 @@ func (b *planBody) SupportsBodyWriteTo() bool { return true }
 // client that takes no data for the stall timeout (half-open, or stopped
 // reading) loses its connection and frees its request slot, while a slow
 // but steady one (at least a chunk per STREAM_STALL_TIMEOUT) is never cut
-// off. streamChunk is the chunk of the extent path; the copying path's
-// chunk is its buffer (chunks.go).
-const streamChunk = 1 << 20
+// off. streamChunk is the chunk of the extent path, the size of the copying
+// path's buffer (chunks.go): a client must take about 256 KiB per
+// STREAM_STALL_TIMEOUT (4 KiB/s at the default 60 s) to stay connected.
+const streamChunk = 256 << 10
 
 func (b *planBody) WriteTo(w io.Writer) (int64, error) {
 	if b.conn != nil {

@@ -72,3 +72,4 @@ func TestStalledClientsLoseTheirSlot(t *testing.T) {
 		t.Fatal("no stream ended early in the log")
 	}
 }
+

@@ -116,7 +116,7 @@ var (
 )
 
 // progressStep is how many bytes pass between progress reports.
-const progressStep = 64 << 20
+const progressStep = 4 << 20
 
 // NewFetcher returns a Fetcher; it fails when the CA file cannot be read or
 // holds no certificate.
