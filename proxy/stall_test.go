@@ -72,4 +72,3 @@ func TestStalledClientsLoseTheirSlot(t *testing.T) {
 		t.Fatal("no stream ended early in the log")
 	}
 }
-
