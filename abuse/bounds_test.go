@@ -5,6 +5,7 @@ package abuse
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -457,4 +459,67 @@ func serverHoldsConn(t *testing.T, serverPort, clientPort string) (bool, string)
 		}
 	}
 	return false, strings.Join(seen, "; ")
+}
+
+// Red-team finding F1: 12 concurrent PXE initrds whose ignition is close
+// to the 16 MiB bound, with distinct credentials: the answers held from
+// assisted-service are bounded by UPSTREAM_MEMORY_MAX_BYTES (over it, 503
+// + Retry-After) and large archives wait on disk, so VmHWM stays under the
+// bound; every 200 carries the whole ignition.
+func TestConcurrentPXEInitrdsWithBigIgnition(t *testing.T) {
+	r := newRig(t, fixture.Options{}, nil, nil)
+	r.startReady(t)
+	// JSON with ~14.7 MB of random base64: it hardly compresses.
+	payload := base64.StdEncoding.EncodeToString(fixture.PseudoRandom(11_000_000, 23))
+	big := []byte(`{"ignition":{"version":"3.2.0"},"storage":{"files":[{"path":"/etc/big","contents":{"source":"data:;base64,` + payload + `"}}]}}`)
+	r.as.mu.Lock()
+	r.as.ignition = func(string) []byte { return big }
+	r.as.mu.Unlock()
+	initrd := r.base.file(t, pathInitrd)
+
+	const n = 12
+	var wg sync.WaitGroup
+	var ok, busy atomic.Int32
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := r.svc.client.Get(r.svc.url(fmt.Sprintf("/images/%s/pxe-initrd?version=4.17&arch=x86_64&api_key=BIG-%02d", envID, i)))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusServiceUnavailable:
+				if resp.Header.Get("Retry-After") == "" {
+					errs[i] = fmt.Errorf("503 without Retry-After")
+				}
+				busy.Add(1)
+			case http.StatusOK:
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if !bytes.HasPrefix(body, initrd) || int64(len(body)) < int64(len(initrd))+int64(len(big))/2 {
+					errs[i] = fmt.Errorf("%d bytes, not initrd + the big ignition's archive", len(body))
+				}
+				ok.Add(1)
+			default:
+				errs[i] = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if ok.Load() == 0 {
+		t.Error("no request was served")
+	}
+	t.Logf("%d served, %d refused with 503", ok.Load(), busy.Load())
 }

@@ -113,11 +113,17 @@ func PXEInitrd(l *Layout, base string, ignition, ramdisk []byte, extra ...[]byte
 // PXEInitrdFrom is PXEInitrd with the ramdisk as a segment (a File
 // segment for a ramdisk held outside memory).
 func PXEInitrdFrom(l *Layout, base string, ignition []byte, ramdisk Segment, extra ...[]byte) (Plan, error) {
+	return PXEInitrdSegments(l, base, Patch(ignition), ramdisk, extra...)
+}
+
+// PXEInitrdSegments is PXEInitrd with the ignition archive and the ramdisk
+// as segments (File segments for content held outside memory).
+func PXEInitrdSegments(l *Layout, base string, ignition, ramdisk Segment, extra ...[]byte) (Plan, error) {
 	a, err := l.File(PathInitrd)
 	if err != nil {
 		return Plan{}, err
 	}
-	segs := []Segment{Extent(a.Off, a.Len), Patch(ignition), ramdisk}
+	segs := []Segment{Extent(a.Off, a.Len), ignition, ramdisk}
 	for _, e := range extra {
 		segs = append(segs, Patch(e))
 	}

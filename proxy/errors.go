@@ -24,6 +24,8 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusBadGateway, "assisted-service is unavailable"
 	case errors.Is(err, upstream.ErrBadResponse):
 		return fasthttp.StatusInternalServerError, "unexpected response from assisted-service"
+	case errors.Is(err, upstream.ErrBusy):
+		return fasthttp.StatusServiceUnavailable, "too many answers from assisted-service held at once"
 	case errors.Is(err, errUpstreamBusy):
 		return fasthttp.StatusServiceUnavailable, "too many requests waiting on assisted-service"
 	case errors.Is(err, catalog.ErrNotReady):

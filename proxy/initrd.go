@@ -71,22 +71,32 @@ func (s *Server) initrdPlan(ctx *fasthttp.RequestCtx, kind string, req initrdReq
 		if err != nil {
 			return nil, err
 		}
+		var holds []*heldFile
+		if held != nil {
+			holds = append(holds, held)
+		}
 		if ramdiskFile.Len == 0 {
 			ramdiskFile = customize.Patch(ramdisk)
 		}
-		archive, err := customize.IgnitionArchive(snap.Ignition.Data)
-		var plan customize.Plan
-		if err == nil {
-			plan, err = customize.PXEInitrdFrom(base.Layout, base.Digest.String(), archive, ramdiskFile, extra...)
-		}
-		if err != nil {
-			if held != nil {
-				held.release()
+		plan, err := func() (customize.Plan, error) {
+			archiveSeg, archiveHeld, err := archiveOf(snap.Ignition.Data, s.cfg.DataTempDir)
+			if err != nil {
+				return customize.Plan{}, err
 			}
+			// The ignition is no longer needed: its memory goes back to
+			// upstream's budget (a large archive waits on disk).
+			snap.Ignition.Release()
+			if archiveHeld != nil {
+				holds = append(holds, archiveHeld)
+			}
+			return customize.PXEInitrdSegments(base.Layout, base.Digest.String(), archiveSeg, ramdiskFile, extra...)
+		}()
+		if err != nil {
+			releaseAll(holds)
 			return nil, err
 		}
 		b := newBuilt(plan, snap.Ignition.LastModified)
-		b.held = held
+		b.held = holds
 		return b, nil
 	})
 }

@@ -176,6 +176,7 @@ func (s *Server) buildISO(ctx context.Context, req isoRequest, base catalog.Base
 		if err != nil {
 			return nil, err
 		}
+		snap.Ignition.Release() // the archive fits the ISO's small area
 		plan, err := customize.ISO(base.Layout, base.Digest.String(), customize.Overlay{Ignition: archive, Kargs: snap.Kargs, Ramdisk: ramdisk, RamdiskFile: ramdiskFile})
 		if err != nil {
 			return nil, err
@@ -185,8 +186,8 @@ func (s *Server) buildISO(ctx context.Context, req isoRequest, base catalog.Base
 	if err != nil && held != nil {
 		held.release()
 	}
-	if b != nil {
-		b.held = held
+	if b != nil && held != nil {
+		b.held = []*heldFile{held}
 	}
 	return b, err
 }

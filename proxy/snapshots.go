@@ -24,9 +24,9 @@ type built struct {
 	etag    string
 	modTime time.Time
 	fetched time.Time // when its upstream answers were asked for
-	// held is the spilled ramdisk the plan reads, nil when the plan reads
-	// only memory and base files; such a plan is never a snapshot.
-	held *heldRamdisk
+	// held are the files of its own the plan reads (a spilled ramdisk, a
+	// large ignition archive); a plan with any is never a snapshot.
+	held []*heldFile
 }
 
 func newBuilt(p customize.Plan, lastMod string) *built {
@@ -209,7 +209,7 @@ func (s *snapshots) lookup(group, item string) *built {
 
 // store keeps b as the snapshot of (group, item).
 func (s *snapshots) store(group, item string, b *built) {
-	if s.ttl <= 0 || b.held != nil {
+	if s.ttl <= 0 || len(b.held) > 0 {
 		return
 	}
 	s.mu.Lock()

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,8 +105,8 @@ func (c *Client) Ignition(ctx context.Context, imageID, isoType string, cred Cre
 	var ign Ignition
 	err := c.call(ctx, opIgnition, imageID, "/downloads/files", q, cred, []int{http.StatusOK},
 		func(ctx context.Context, resp *http.Response) error {
-			body, err := c.readAll(ctx, opIgnition, resp, maxIgnitionSize, cred)
-			ign = Ignition{Data: body, LastModified: resp.Header.Get("Last-Modified")}
+			body, held, err := c.readCounted(ctx, opIgnition, resp, maxIgnitionSize, cred)
+			ign = Ignition{Data: body, LastModified: resp.Header.Get("Last-Modified"), held: held}
 			return err
 		})
 	return ign, err
@@ -237,6 +238,57 @@ func (c *Client) readAll(ctx context.Context, op string, resp *http.Response, li
 		return nil, fmt.Errorf("%w: %s: body exceeds %d bytes", ErrBadResponse, op, limit)
 	}
 	return body, nil
+}
+
+// readCounted is readAll with the body counted in ClientConfig.Memory, if
+// set: reserved as it arrives (at once when its length is declared), and
+// refused with ErrBusy when the budget has no room for it, so that the
+// answers held across all requests stay bounded.
+func (c *Client) readCounted(ctx context.Context, op string, resp *http.Response, limit int64, cred Credential) ([]byte, *hold, error) {
+	budget := c.spool.budget
+	if budget == nil {
+		body, err := c.readAll(ctx, op, resp, limit, cred)
+		return body, nil, err
+	}
+	if resp.ContentLength > limit {
+		return nil, nil, fmt.Errorf("%w: %s: body of %d bytes exceeds %d", ErrBadResponse, op, resp.ContentLength, limit)
+	}
+	h := &hold{budget: budget}
+	fail := func(err error) ([]byte, *hold, error) {
+		h.release()
+		return nil, nil, err
+	}
+	step := int64(64 << 10)
+	var buf bytes.Buffer
+	if resp.ContentLength >= 0 {
+		step = resp.ContentLength + 1 // one reservation; the extra byte shows an overlong body
+		buf.Grow(int(resp.ContentLength))
+	}
+	for {
+		if !budget.Acquire(step) {
+			return fail(fmt.Errorf("%w (%s)", ErrBusy, op))
+		}
+		h.n += step
+		n, err := io.CopyN(&buf, resp.Body, step)
+		if int64(buf.Len()) > limit {
+			return fail(fmt.Errorf("%w: %s: body exceeds %d bytes", ErrBadResponse, op, limit))
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fail(c.unavailable(ctx, op, err, cred))
+		}
+		if n < step {
+			break
+		}
+	}
+	// Keep counted only what the body holds.
+	if extra := h.n - int64(buf.Len()); extra > 0 {
+		budget.Release(extra)
+		h.n -= extra
+	}
+	return buf.Bytes(), h, nil
 }
 
 func (c *Client) newRequest(ctx context.Context, imageID, suffix string, q url.Values, cred Credential) (*http.Request, error) {

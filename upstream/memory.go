@@ -1,6 +1,9 @@
 package upstream
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // DefaultMemoryMaxBytes is the default bound of a MemoryBudget
 // (UPSTREAM_MEMORY_MAX_BYTES).
@@ -53,3 +56,17 @@ func (b *MemoryBudget) Used() int64 { return b.used.Load() }
 
 // Max returns the bound.
 func (b *MemoryBudget) Max() int64 { return b.max }
+
+// hold is memory counted in a MemoryBudget until it is released, once.
+type hold struct {
+	once   sync.Once
+	budget *MemoryBudget
+	n      int64
+}
+
+func (h *hold) release() {
+	if h == nil {
+		return
+	}
+	h.once.Do(func() { h.budget.Release(h.n) })
+}

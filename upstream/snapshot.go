@@ -15,7 +15,10 @@ type Snapshot struct {
 }
 
 // Close releases the ramdisk (see Blob.Close).
-func (s Snapshot) Close() error { return s.Ramdisk.Close() }
+func (s Snapshot) Close() error {
+	s.Ignition.Release()
+	return s.Ramdisk.Close()
+}
 
 // SnapshotRequest says what FetchSnapshot gathers.
 type SnapshotRequest struct {

@@ -11,7 +11,14 @@ type Ignition struct {
 	Data []byte
 	// LastModified is the raw Last-Modified response header, "" if none.
 	LastModified string
+	// held is Data's share of ClientConfig.Memory, returned by Release.
+	held *hold
 }
+
+// Release returns Data's memory to the budget it was counted in (the
+// caller drops Data once it is done with it). Calling it again, or on an
+// Ignition that was never counted, does nothing.
+func (i Ignition) Release() { i.held.release() }
 
 // Source supplies per-InfraEnv data. Client (assisted-service) and LocalDir
 // implement it.
@@ -71,6 +78,10 @@ var (
 	// a kernel-argument operation other than append, an oversized body. The
 	// proxy answers 500.
 	ErrBadResponse = errors.New("upstream: bad response")
+	// ErrBusy reports that the memory for answers from assisted-service
+	// (UPSTREAM_MEMORY_MAX_BYTES) is taken by other requests; the proxy
+	// answers 503 with Retry-After.
+	ErrBusy = errors.New("upstream: memory for assisted-service answers is exhausted")
 )
 
 // Size limits for bodies read into memory.
