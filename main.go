@@ -39,6 +39,9 @@ func main() {
 		os.Exit(1)
 	}
 	defer log.Sync()
+	// Messages of the standard library (net/http's transport) become JSON
+	// lines of the same log.
+	defer zap.RedirectStdLog(log)()
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		// What isoedge keeps is bounded (snapshots, upstream bodies, TLS
 		// buffers); a soft limit keeps the garbage around it bounded too.

@@ -116,10 +116,14 @@ type connLogger struct{ l *zap.Logger }
 
 func (c connLogger) Printf(format string, args ...any) {
 	fields := []zap.Field{zap.String("format", format)}
+	var addrs []string
 	for _, a := range args {
 		if addr, ok := a.(net.Addr); ok {
-			fields = append(fields, zap.String("addr", addr.String()))
+			addrs = append(addrs, addr.String())
 		}
+	}
+	if len(addrs) > 0 {
+		fields = append(fields, zap.Strings("addrs", addrs))
 	}
 	c.l.Debug("http connection error", fields...)
 }
