@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,26 +42,27 @@ const (
 // value is not useful.
 type Config struct {
 	AssistedServiceScheme       string            // ASSISTED_SERVICE_SCHEME: "http" (default) or "https"
-	AssistedServiceHost         string            // ASSISTED_SERVICE_HOST: host or host:port; "" means standalone (UsesLocalIgnition)
+	AssistedServiceHost         string            // ASSISTED_SERVICE_HOST: host, host:port, [ipv6] or [ipv6]:port; "" means standalone (UsesLocalIgnition)
 	AssistedServiceCAFile       string            // ASSISTED_SERVICE_API_TRUSTED_CA_FILE, falling back to HTTPS_CA_FILE
 	AssistedServiceTimeout      time.Duration     // ASSISTED_SERVICE_TIMEOUT, default 30s, > 0
 	IgnitionDir                 string            // IGNITION_DIR: local ignition source (<image_id>.ign files)
 	DataDir                     string            // DATA_DIR, default "/data"
 	DataTempDir                 string            // DATA_TEMP_DIR, default "/data_temp"
 	ListenPort                  string            // LISTEN_PORT, default "8080"
-	HTTPListenPort              string            // HTTP_LISTEN_PORT
+	HTTPListenPort              string            // HTTP_LISTEN_PORT; with a key pair, not ListenPort
 	HTTPSKeyFile, HTTPSCertFile string            // HTTPS_KEY_FILE, HTTPS_CERT_FILE: both or neither
 	MaxConcurrentRequests       int               // MAX_CONCURRENT_REQUESTS, default 400, >= 1
 	RequestWait                 time.Duration     // MAX_CONCURRENT_REQUESTS_WAIT, default 10s: how long a request waits for a slot before 503
 	OSImages                    []OSImage         // OS_IMAGES, else RHCOS_VERSIONS, else the built-in sample list (Sample=true)
 	Sample                      bool              // true when neither OS_IMAGES nor RHCOS_VERSIONS is set
+	SampleIgnition              bool              // Sample, no ASSISTED_SERVICE_HOST and IGNITION_DIR unset, so Load chose IgnitionDir: only then may the sample ignition be written there
 	AllowedDomains              []string          // ALLOWED_DOMAINS: spaces removed, split on ",", empty parts dropped
 	InsecureSkipVerify          bool              // INSECURE_SKIP_VERIFY, default false
 	OSImageCAFile               string            // OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE
 	RegistryAuthFile            string            // REGISTRY_AUTH_FILE: containers-auth.json (a pull secret) for docker:// OS images; the file holds credentials, the path does not
 	OSImagesRequestHeaders      map[string]string // OS_IMAGES_REQUEST_HEADERS (JSON object of strings); values may be secrets
 	OSImagesRequestQueryParams  map[string]string // OS_IMAGES_REQUEST_QUERY_PARAMS (JSON object of strings); values may be secrets
-	ImageServiceBaseURL         string            // IMAGE_SERVICE_BASE_URL
+	ImageServiceBaseURL         string            // IMAGE_SERVICE_BASE_URL: absolute http(s) URL without user info, query or fragment, nothing a boot config cannot hold; in sample mode defaults to this process's listener
 	LogLevel                    string            // LOG_LEVEL, else LOGLEVEL, default "info"; lower case, "warning" becomes "warn"
 	MinRootfsBytes              int64             // OS_IMAGE_MIN_ROOTFS_BYTES, default 100 MiB, >= 0
 	MinKernelBytes              int64             // OS_IMAGE_MIN_KERNEL_BYTES, default 5 MiB, >= 0
@@ -119,13 +119,19 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	if c.AssistedServiceScheme != "http" && c.AssistedServiceScheme != "https" {
 		return nil, &Error{from, fmt.Errorf("must be http or https, got %q", c.AssistedServiceScheme)}
 	}
-	c.AssistedServiceHost, _ = e.str("ASSISTED_SERVICE_HOST", "")
+	c.AssistedServiceHost, from = e.str("ASSISTED_SERVICE_HOST", "")
+	if c.AssistedServiceHost != "" {
+		if err := checkHostPort(c.AssistedServiceHost); err != nil {
+			return nil, &Error{from, err}
+		}
+	}
 	c.AssistedServiceCAFile, _ = e.first("ASSISTED_SERVICE_API_TRUSTED_CA_FILE", "HTTPS_CA_FILE")
 	if c.AssistedServiceTimeout, err = e.duration("ASSISTED_SERVICE_TIMEOUT", DefaultAssistedServiceTimeout, true); err != nil {
 		return nil, err
 	}
 
 	c.IgnitionDir, _ = e.str("IGNITION_DIR", "")
+	ignitionDirGiven := c.IgnitionDir != ""
 	c.DataDir, _ = e.str("DATA_DIR", DefaultDataDir)
 	c.DataTempDir, _ = e.str("DATA_TEMP_DIR", DefaultDataTempDir)
 
@@ -139,6 +145,13 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	c.HTTPSCertFile, _ = e.str("HTTPS_CERT_FILE", "")
 	if (c.HTTPSKeyFile == "") != (c.HTTPSCertFile == "") {
 		return nil, &Error{"HTTPS_KEY_FILE and HTTPS_CERT_FILE", errors.New("set both or neither")}
+	}
+	// With a key pair both ports are opened (HTTPS and plain HTTP); the
+	// same number twice would fail only at the second bind.
+	if c.HTTPSKeyFile != "" && c.HTTPListenPort == c.ListenPort {
+		_, lp := e.str("LISTEN_PORT", "")
+		_, hp := e.str("HTTP_LISTEN_PORT", "")
+		return nil, &Error{lp + " and " + hp, fmt.Errorf("both are %s: with HTTPS_CERT_FILE and HTTPS_KEY_FILE they are two listeners and need two ports", c.ListenPort)}
 	}
 
 	if c.MaxConcurrentRequests, err = e.int("MAX_CONCURRENT_REQUESTS", DefaultMaxConcurrentRequests, 1); err != nil {
@@ -157,6 +170,9 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		}
 		c.IgnitionDir = filepath.Join(c.DataDir, "ignition")
 	}
+	// Only a directory Load chose may receive the sample ignition: an
+	// operator's IGNITION_DIR holds their own files.
+	c.SampleIgnition = c.Sample && c.UsesLocalIgnition() && !ignitionDirGiven
 
 	domains, _ := e.str("ALLOWED_DOMAINS", "")
 	c.AllowedDomains = splitDomains(domains)
@@ -165,10 +181,10 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	c.OSImageCAFile, _ = e.str("OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE", "")
 	c.RegistryAuthFile, _ = e.str("REGISTRY_AUTH_FILE", "")
-	if c.OSImagesRequestHeaders, err = stringMap(e, "OS_IMAGES_REQUEST_HEADERS"); err != nil {
+	if c.OSImagesRequestHeaders, err = stringMap(e, "OS_IMAGES_REQUEST_HEADERS", checkRequestHeaders); err != nil {
 		return nil, err
 	}
-	if c.OSImagesRequestQueryParams, err = stringMap(e, "OS_IMAGES_REQUEST_QUERY_PARAMS"); err != nil {
+	if c.OSImagesRequestQueryParams, err = stringMap(e, "OS_IMAGES_REQUEST_QUERY_PARAMS", checkQueryParams); err != nil {
 		return nil, err
 	}
 
@@ -179,10 +195,8 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		c.ImageServiceBaseURL = c.sampleBaseURL()
 	}
 	if c.ImageServiceBaseURL != "" {
-		if _, err := url.Parse(c.ImageServiceBaseURL); err != nil {
-			// url.Error repeats the URL; it is configuration, not a secret,
-			// but keep the message short and free of userinfo anyway.
-			return nil, &Error{from, fmt.Errorf("invalid URL: %w", errors.Unwrap(err))}
+		if err := checkBaseURL(c.ImageServiceBaseURL); err != nil {
+			return nil, &Error{from, err}
 		}
 	}
 
@@ -306,9 +320,10 @@ func splitDomains(s string) []string {
 	return out
 }
 
-// stringMap parses name as a JSON object of strings; unset or empty gives nil.
-// The error never quotes the value, which may hold credentials.
-func stringMap(e env, name string) (map[string]string, error) {
+// stringMap parses name as a JSON object of strings and checks it with
+// check; unset or empty gives nil. The error never quotes the value, which
+// may hold credentials (check must not quote map values either).
+func stringMap(e env, name string, check func(map[string]string) error) (map[string]string, error) {
 	s, from := e.str(name, "")
 	if s == "" {
 		return nil, nil
@@ -320,6 +335,9 @@ func stringMap(e env, name string) (map[string]string, error) {
 			return nil, &Error{from, fmt.Errorf("invalid JSON at offset %d", se.Offset)}
 		}
 		return nil, &Error{from, errors.New("want a JSON object with string values")}
+	}
+	if err := check(m); err != nil {
+		return nil, &Error{from, err}
 	}
 	return m, nil
 }

@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"net/url"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +43,7 @@ func TestLoadDefaults(t *testing.T) {
 			Type:             "full-iso",
 		}},
 		Sample:              true,
+		SampleIgnition:      true,                    // IGNITION_DIR chosen by Load
 		ImageServiceBaseURL: "http://localhost:8080", // sample mode: this process
 		LogLevel:            "info",
 		MinRootfsBytes:      104857600,
@@ -75,7 +78,7 @@ func TestLoadValues(t *testing.T) {
 		"OS_IMAGE_DOWNLOAD_TRUSTED_CA_FILE":    "/os-ca.crt",
 		"OS_IMAGES_REQUEST_HEADERS":            `{"Authorization":"Bearer s3cret"}`,
 		"OS_IMAGES_REQUEST_QUERY_PARAMS":       `{"token":"t0ken","b":"x"}`,
-		"IMAGE_SERVICE_BASE_URL":               "https://user:pw@images.example.com/api/assisted-images",
+		"IMAGE_SERVICE_BASE_URL":               "https://images.example.com/api/assisted-images",
 		"LOGLEVEL":                             "WARNING",
 		"OS_IMAGE_MIN_ROOTFS_BYTES":            "0",
 		"OS_IMAGE_MIN_KERNEL_BYTES":            "1_000",
@@ -108,7 +111,7 @@ func TestLoadValues(t *testing.T) {
 		OSImageCAFile:              "/os-ca.crt",
 		OSImagesRequestHeaders:     map[string]string{"Authorization": "Bearer s3cret"},
 		OSImagesRequestQueryParams: map[string]string{"token": "t0ken", "b": "x"},
-		ImageServiceBaseURL:        "https://user:pw@images.example.com/api/assisted-images",
+		ImageServiceBaseURL:        "https://images.example.com/api/assisted-images",
 		LogLevel:                   "warn",
 		MinRootfsBytes:             0,
 		MinKernelBytes:             1000,
@@ -124,7 +127,7 @@ func TestLoadValues(t *testing.T) {
 
 	r := c.Redacted()
 	all := strings.Join(mapValues(r), "\n")
-	for _, secret := range []string{"s3cret", "t0ken", "pw@", "example.com/a.iso"} {
+	for _, secret := range []string{"s3cret", "t0ken", "example.com/a.iso"} {
 		if strings.Contains(all, secret) {
 			t.Errorf("Redacted() leaks %q: %v", secret, r)
 		}
@@ -271,7 +274,7 @@ func TestPrefixPrecedence(t *testing.T) {
 }
 
 func TestImageListSource(t *testing.T) {
-	const other = `[{"openshift_version":"4.17","cpu_architecture":"arm64","url":"u","version":"v"}]`
+	const other = `[{"openshift_version":"4.17","cpu_architecture":"arm64","url":"https://example.com/b.iso","version":"v"}]`
 	tests := []struct {
 		name       string
 		env        map[string]string
@@ -423,13 +426,13 @@ func TestParseOSImages(t *testing.T) {
 			want: []OSImage{{OpenshiftVersion: "4.16", CPUArchitecture: "x86_64", URL: "https://example.com/a.iso", Version: "416.94", Type: "full-iso"}},
 		},
 		{
-			name: "empty values, extra keys, all fields",
-			in: `[{"openshift_version":"","cpu_architecture":"","url":"","version":"","type":"",` +
-				`"extra":"ignored"},{"openshift_version":"4.16","cpu_architecture":"arm64","url":"u","version":"v",` +
+			name: "empty type, extra keys, all fields",
+			in: `[{"openshift_version":"4.15","cpu_architecture":"s390x","url":"file:///srv/a.iso","version":"415.1","type":"",` +
+				`"extra":"ignored"},{"openshift_version":"4.16","cpu_architecture":"arm64","url":"http://u/x.iso","version":"v",` +
 				`"type":"disconnected-iso","sha256":"` + strings.ToUpper(digest) + `"}]`,
 			want: []OSImage{
-				{Type: "full-iso"},
-				{OpenshiftVersion: "4.16", CPUArchitecture: "arm64", URL: "u", Version: "v", Type: "disconnected-iso", SHA256: digest},
+				{OpenshiftVersion: "4.15", CPUArchitecture: "s390x", URL: "file:///srv/a.iso", Version: "415.1", Type: "full-iso"},
+				{OpenshiftVersion: "4.16", CPUArchitecture: "arm64", URL: "http://u/x.iso", Version: "v", Type: "disconnected-iso", SHA256: digest},
 			},
 		},
 		{name: "empty array", in: `[]`, wantErr: "must not be empty"},
@@ -495,6 +498,9 @@ func FuzzParseOSImages(f *testing.F) {
 		`[{"openshift_version":"\u00e9","cpu_architecture":"x","url":"u","version":"v","x":"\ud800"}]`,
 		`[{"openshift_version":"4","cpu_architecture":"arm64","url":"docker://quay.io/a/b@sha256:` + strings.Repeat("ab", 32) + `","version":"v"}]`,
 		`[{"openshift_version":"4","cpu_architecture":"x86_64","url":"docker://127.0.0.1:5000/a:t","version":"v","path":"/coreos/x.iso"}]`,
+		`[{"openshift_version":"4.19","cpu_architecture":"aarch64","url":"file:///srv/a.iso","version":"419.1"},` +
+			`{"openshift_version":"4.20","cpu_architecture":"aarch64","url":"file:///srv/a.iso","version":"419.1"},` +
+			`{"openshift_version":"4.20","cpu_architecture":"s390x","url":"https://m:8/x?t=1","version":"420.1","type":"disconnected-iso"}]`,
 	} {
 		f.Add(s)
 	}
@@ -518,6 +524,22 @@ func FuzzParseOSImages(f *testing.F) {
 			}
 			if docker := IsDockerURL(im.URL); docker != strings.HasPrefix(im.Path, "/") || (!docker && (im.Path != "" || im.MovableTag)) {
 				t.Fatalf("entry %d: url %q with path %q, movable %v", i, im.URL, im.Path, im.MovableTag)
+			}
+			if err := checkArch(im.CPUArchitecture); err != nil {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+			for _, v := range []string{im.Version, im.OpenshiftVersion} {
+				if v == "" || len(v) > maxVersion || strings.ContainsAny(v, "/\\ \t\r\n\x00") || strings.Contains(v, "..") {
+					t.Fatalf("entry %d: version %q", i, v)
+				}
+			}
+			if u, err := url.Parse(im.URL); !IsDockerURL(im.URL) && (err != nil || !slices.Contains([]string{"http", "https", "file"}, u.Scheme)) {
+				t.Fatalf("entry %d: url %q", i, im.URL)
+			}
+			for j := range i {
+				if o := images[j]; o.Type == im.Type && o.Version == im.Version && o.CPUArchitecture == im.CPUArchitecture && o.URL != im.URL {
+					t.Fatalf("entries %d and %d: same image, urls %q and %q", j, i, o.URL, im.URL)
+				}
 			}
 		}
 	})

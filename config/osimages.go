@@ -57,15 +57,21 @@ var requiredKeys = [...]string{"openshift_version", "cpu_architecture", "url", "
 
 // ParseOSImages parses and validates an OS image list: a JSON array of objects
 // whose values are all strings. Each object must have the keys
-// openshift_version, cpu_architecture, url and version (empty values are
-// allowed). The optional "type" defaults to "full-iso" and must be "full-iso"
-// or "disconnected-iso"; the optional "sha256" must be 64 hex digits and is
-// returned in lower case. A url of the form docker://HOST[:PORT]/REPO@sha256:HEX
-// (or :TAG, flagged MovableTag) names a file in a container image, see
-// ParseDockerURL: its cpu_architecture must be one RegistryArch knows and the
-// optional "path" (absolute, clean) defaults to DefaultRegistryPath. "path"
-// is refused on other URLs. Other keys are ignored, but their values must
-// still be strings, as in the original. An empty list is an error.
+// openshift_version, cpu_architecture, url and version. The optional "type"
+// defaults to "full-iso" and must be "full-iso" or "disconnected-iso"; the
+// optional "sha256" must be 64 hex digits and is returned in lower case. A
+// url of the form docker://HOST[:PORT]/REPO@sha256:HEX (or :TAG, flagged
+// MovableTag) names a file in a container image, see ParseDockerURL: its
+// cpu_architecture must be one RegistryArch knows and the optional "path"
+// (absolute, clean) defaults to DefaultRegistryPath. "path" is refused on
+// other URLs, which must be http or https with a host, or file with an
+// absolute local path (at most 16 KiB). version and openshift_version must
+// be non-empty, at most 128 bytes, without '/', '\', "..", whitespace or
+// control characters; cpu_architecture one of x86_64, aarch64, arm64,
+// ppc64le or s390x, matched verbatim. Two entries with the same type,
+// version and cpu_architecture must have the same url, sha256 and path.
+// Other keys are ignored, but their values must still be strings, as in
+// the original. An empty list is an error.
 //
 // Errors do not name a variable; Load adds it.
 func ParseOSImages(s string) ([]OSImage, error) {
@@ -83,6 +89,9 @@ func ParseOSImages(s string) ([]OSImage, error) {
 			return nil, fmt.Errorf("invalid version entry %d: %w", i, err)
 		}
 		images = append(images, im)
+	}
+	if err := checkDuplicates(images); err != nil {
+		return nil, fmt.Errorf("invalid versions: %w", err)
 	}
 	return images, nil
 }
@@ -134,6 +143,17 @@ func parseOSImage(obj map[string]json.RawMessage) (OSImage, error) {
 		}
 	} else if _, ok := vals["path"]; ok {
 		return OSImage{}, errors.New("path: only docker:// URLs name a file in an image")
+	} else if err := checkImageURL(im.URL); err != nil {
+		return OSImage{}, err
+	}
+	if err := checkVersion("openshift_version", im.OpenshiftVersion); err != nil {
+		return OSImage{}, err
+	}
+	if err := checkVersion("version", im.Version); err != nil {
+		return OSImage{}, err
+	}
+	if err := checkArch(im.CPUArchitecture); err != nil {
+		return OSImage{}, err
 	}
 	return im, nil
 }

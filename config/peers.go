@@ -32,7 +32,7 @@ func (c *Config) loadPeers(e env) error {
 	}
 	c.PeersDNS, from = e.str("PEERS_DNS", "")
 	c.PeersDNS = strings.TrimSpace(c.PeersDNS)
-	if c.PeersDNS != "" && !isDNSName(c.PeersDNS) {
+	if c.PeersDNS != "" && !isDNSName(c.PeersDNS, false) {
 		return &Error{from, fmt.Errorf("not a DNS name: %q (a Service name, without scheme or port)", c.PeersDNS)}
 	}
 	return nil
@@ -61,8 +61,9 @@ func parsePeerURL(s string) (string, error) {
 
 // isDNSName reports whether s is a host name: dot-separated labels of
 // letters, digits and hyphens (1-63 characters, no hyphen at either end),
-// 253 characters at most, an optional final dot.
-func isDNSName(s string) bool {
+// 253 characters at most, an optional final dot. underscore also admits
+// '_' in labels, which resolvers accept in names that are not Services.
+func isDNSName(s string, underscore bool) bool {
 	s = strings.TrimSuffix(s, ".")
 	if s == "" || len(s) > 253 {
 		return false
@@ -73,7 +74,7 @@ func isDNSName(s string) bool {
 		}
 		for i := 0; i < len(label); i++ {
 			ch := label[i]
-			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-') {
+			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || underscore && ch == '_') {
 				return false
 			}
 		}
