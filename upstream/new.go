@@ -19,7 +19,7 @@ func NewSource(cfg *config.Config, log *zap.Logger) (Source, error) {
 		})
 	}
 	dir := LocalDir{Dir: cfg.IgnitionDir}
-	if cfg.Sample {
+	if cfg.SampleIgnition { // never into a directory the operator named
 		p, err := dir.EnsureSample()
 		if err != nil {
 			return nil, err
