@@ -104,15 +104,18 @@ func FromConfig(cfg *config.Config, store *cache.Store, index *cache.Index, fetc
 
 // imageEntry is the state of one configured base image.
 type imageEntry struct {
-	img      config.OSImage
-	key      cache.BaseKey
-	state    string
-	err      string
-	retryAt  time.Time
-	done     int64
-	total    int64
-	rec      cache.BaseRecord
-	attempts int
+	img config.OSImage
+	// ocpVersions are the OpenShift versions of every entry listing this
+	// image: a request names any of them.
+	ocpVersions []string
+	key         cache.BaseKey
+	state       string
+	err         string
+	retryAt     time.Time
+	done        int64
+	total       int64
+	rec         cache.BaseRecord
+	attempts    int
 	// failing: from its first failed attempt (download, ingest check,
 	// derived build, integrity) until it next succeeds; a failing image
 	// never holds readiness back.
@@ -209,14 +212,22 @@ func New(cfg Config) (*Catalog, error) {
 		cfg.InUse = c.files.inUse
 	}
 	c.cfg = cfg
-	seen := map[cache.BaseKey]bool{}
+	seen := map[cache.BaseKey]*imageEntry{}
 	for _, img := range cfg.Images {
 		k := baseKey(img)
-		if seen[k] {
+		if e := seen[k]; e != nil {
+			// The same image listed for another OpenShift release (a
+			// release often reuses the previous RHCOS): one entry, found by
+			// every such version, and nmstatectl when any of them needs it.
+			e.ocpVersions = append(e.ocpVersions, img.OpenshiftVersion)
+			if customize.NmstateNeeded(img.OpenshiftVersion) && !customize.NmstateNeeded(e.img.OpenshiftVersion) {
+				e.img.OpenshiftVersion = img.OpenshiftVersion
+			}
 			continue
 		}
-		seen[k] = true
-		c.entries = append(c.entries, &imageEntry{img: img, key: k, state: StatePending, ready: make(chan struct{})})
+		e := &imageEntry{img: img, key: k, state: StatePending, ready: make(chan struct{}), ocpVersions: []string{img.OpenshiftVersion}}
+		seen[k] = e
+		c.entries = append(c.entries, e)
 	}
 	for _, e := range c.entries {
 		if e.img.MovableTag {

@@ -331,3 +331,33 @@ func TestIngestRefusesISOWithoutIgnitionArea(t *testing.T) {
 		t.Errorf("an ISO without ignition area: %v, want ErrBadImage", err)
 	}
 }
+
+// TestImageListedForTwoReleases: the same RHCOS image listed under two
+// OpenShift versions is one image, found by either version, and gets
+// nmstatectl when either needs it.
+func TestImageListedForTwoReleases(t *testing.T) {
+	env := newPopEnv(t)
+	srv := newPopServer(t, popBlob(70, 64<<10), nil)
+	older := popImage("4.17", "417.94.1", "x86_64", srv.url("a.iso"))
+	newer := popImage("4.18", "417.94.1", "x86_64", srv.url("a.iso"))
+	cfg := env.config(t, older, newer)
+	var derived atomic.Value
+	cfg.Derive = func(_ context.Context, rec cache.BaseRecord) error {
+		derived.Store(rec.OpenshiftVersion)
+		return nil
+	}
+	c := mustNew(t, cfg)
+	runPopulator(t, c)
+	waitFor(t, 10*time.Second, "ready", c.Ready)
+	for _, v := range []string{"4.17", "4.18", "417.94.1"} {
+		if _, configured, err := c.Lookup(v, "x86_64", config.TypeFullISO); !configured || err != nil {
+			t.Errorf("Lookup(%s): configured %v, %v", v, configured, err)
+		}
+	}
+	if srv.requests() != 1 {
+		t.Errorf("%d downloads of one image", srv.requests())
+	}
+	if v, _ := derived.Load().(string); !customize.NmstateNeeded(v) {
+		t.Errorf("derived as OpenShift %q, want a version that gets nmstatectl", v)
+	}
+}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/isoedge/isoedge/cache"
@@ -98,7 +99,7 @@ func (c *Catalog) find(version, arch, typ string) *imageEntry {
 		}
 	}
 	for _, e := range c.entries {
-		if e.key.Arch == arch && e.key.Type == typ && e.img.OpenshiftVersion == version {
+		if e.key.Arch == arch && e.key.Type == typ && slices.Contains(e.ocpVersions, version) {
 			return e
 		}
 	}
