@@ -140,12 +140,33 @@ func newService(t testing.TB, env map[string]string) *service {
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		// Never the same port twice: two listeners of one service (HTTPS
+		// and plain HTTP) must differ.
+		if !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			return strconv.Itoa(p)
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// handedOut are the ports freePort has returned.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
 }
 
 // addr is host:port of the main listener.
