@@ -258,12 +258,25 @@ func (c *Client) readCounted(ctx context.Context, op string, resp *http.Response
 		h.release()
 		return nil, nil, err
 	}
+	if n := resp.ContentLength; n >= 0 {
+		// One reservation and one allocation of exactly the declared size
+		// (a growing buffer would briefly hold it two or three times).
+		if !budget.Acquire(n) {
+			return fail(fmt.Errorf("%w (%s)", ErrBusy, op))
+		}
+		h.n = n
+		data := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return fail(c.unavailable(ctx, op, err, cred))
+		}
+		var extra [1]byte
+		if k, _ := io.ReadFull(resp.Body, extra[:]); k > 0 {
+			return fail(fmt.Errorf("%w: %s: body longer than its Content-Length", ErrBadResponse, op))
+		}
+		return data, h, nil
+	}
 	step := int64(64 << 10)
 	var buf bytes.Buffer
-	if resp.ContentLength >= 0 {
-		step = resp.ContentLength + 1 // one reservation; the extra byte shows an overlong body
-		buf.Grow(int(resp.ContentLength))
-	}
 	for {
 		if !budget.Acquire(step) {
 			return fail(fmt.Errorf("%w (%s)", ErrBusy, op))
