@@ -657,13 +657,19 @@ func (e *e2e) testCredentials(t *testing.T) {
 		bearer = "Bearer secret-bearer-1b2c3d"
 	)
 	okID := "6f1c1b0e-7a34-4b1e-9d7c-1f2a3b4c5f01"
-	failID := "6f1c1b0e-7a34-4b1e-9d7c-1f2a3b4c5f02"
+	// Each refused case has an InfraEnv of its own: when the ignition call
+	// is refused, isoedge cancels the calls running beside it, which may
+	// still reach the fake after the answer, among the next case's calls.
+	failIDs := make([]string, 6)
+	for i := range failIDs {
+		failIDs[i] = fmt.Sprintf("6f1c1b0e-7a34-4b1e-9d7c-1f2a3b4c5f%02d", 10+i)
+		e.newEnv(failIDs[i], func(ie *infraEnv) { ie.ignStatus = 401 })
+	}
 	e.newEnv(okID, nil)
-	e.newEnv(failID, func(ie *infraEnv) { ie.ignStatus = 401 })
 	tokJWT := makeJWT(`{"exp":1999999999,"sub":"` + okID + `"}`)
 	keyJWT := makeJWT(`{"infra_env_id":"` + okID + `"}`)
-	tokFailJWT := makeJWT(`{"sub":"` + failID + `"}`)
-	keyFailJWT := makeJWT(`{"infra_env_id":"` + failID + `"}`)
+	tokFailJWT := makeJWT(`{"sub":"` + failIDs[4] + `"}`)
+	keyFailJWT := makeJWT(`{"infra_env_id":"` + failIDs[5] + `"}`)
 	secrets := []string{apiKey, imgTok, bearer, strings.TrimPrefix(bearer, "Bearer "), tokJWT, keyJWT, tokFailJWT, keyFailJWT}
 
 	type want struct {
@@ -688,12 +694,12 @@ func (e *e2e) testCredentials(t *testing.T) {
 		{"pxe Authorization", initrdPath(okID), map[string]string{"Authorization": bearer}, okID, 200, want{authorization: bearer}},
 		{"no credential", fullISOPath(okID), nil, okID, 200, want{}},
 		// failures: the credential must not be echoed
-		{"fail api_key", fullISOPath(failID) + "?api_key=" + apiKey, nil, failID, 401, want{apiKey: apiKey}},
-		{"fail pxe api_key", initrdPath(failID) + "&api_key=" + apiKey, nil, failID, 401, want{apiKey: apiKey}},
-		{"fail pxe image_token", initrdPath(failID) + "&image_token=" + imgTok, nil, failID, 401, want{imageToken: imgTok}},
-		{"fail pxe Authorization", initrdPath(failID), map[string]string{"Authorization": bearer}, failID, 401, want{authorization: bearer}},
-		{"fail bytoken", "/bytoken/" + tokFailJWT + "/" + ocpVersion + "/x86_64/full.iso", nil, failID, 401, want{imageToken: tokFailJWT}},
-		{"fail byapikey", "/byapikey/" + keyFailJWT + "/" + ocpVersion + "/x86_64/full.iso", nil, failID, 401, want{apiKey: keyFailJWT}},
+		{"fail api_key", fullISOPath(failIDs[0]) + "?api_key=" + apiKey, nil, failIDs[0], 401, want{apiKey: apiKey}},
+		{"fail pxe api_key", initrdPath(failIDs[1]) + "&api_key=" + apiKey, nil, failIDs[1], 401, want{apiKey: apiKey}},
+		{"fail pxe image_token", initrdPath(failIDs[2]) + "&image_token=" + imgTok, nil, failIDs[2], 401, want{imageToken: imgTok}},
+		{"fail pxe Authorization", initrdPath(failIDs[3]), map[string]string{"Authorization": bearer}, failIDs[3], 401, want{authorization: bearer}},
+		{"fail bytoken", "/bytoken/" + tokFailJWT + "/" + ocpVersion + "/x86_64/full.iso", nil, failIDs[4], 401, want{imageToken: tokFailJWT}},
+		{"fail byapikey", "/byapikey/" + keyFailJWT + "/" + ocpVersion + "/x86_64/full.iso", nil, failIDs[5], 401, want{apiKey: keyFailJWT}},
 	}
 	for _, c := range cases {
 		before := len(e.fake.requests(c.id))
