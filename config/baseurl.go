@@ -48,11 +48,20 @@ func checkBaseURL(s string) error {
 	case u.Fragment != "" || strings.Contains(s, "#"):
 		return errors.New("a fragment is not accepted")
 	}
-	if i := strings.IndexFunc(s, func(r rune) bool {
+	unsafe := func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(bootConfigUnsafe, r)
-	}); i >= 0 {
+	}
+	if i := strings.IndexFunc(s, unsafe); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(s[i:])
 		return fmt.Errorf("character %q at byte %d cannot be written into the minimal ISO's boot configuration; percent-encode it", r, i)
+	}
+	// The rootfs URL is this URL printed again (customize.MinimalRootfsURL):
+	// an escape the printer does not keep (%24 for '$') would come back
+	// as the character itself.
+	rendered := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
+	if i := strings.IndexFunc(rendered, unsafe); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(rendered[i:])
+		return fmt.Errorf("the path holds an escaped %q, which the minimal ISO's rootfs URL would carry unescaped into its boot configuration", r)
 	}
 	return nil
 }

@@ -177,6 +177,7 @@ func TestImageServiceBaseURL(t *testing.T) {
 		{"http://x/#f", "a fragment is not accepted"},
 		{"http://x/#", "a fragment is not accepted"},
 		{"http://x/${foo}", `character '$'`},
+		{"http://0/\xdb%24", `escaped '$'`}, // printed again without the escape (found by fuzzing)
 		{"http://x$/", `character '$'`},
 		{`http://x/a"b`, `character '"'`},
 		{"http://x/a'b", `character '\''`},
