@@ -130,6 +130,24 @@ func serveRange(w http.ResponseWriter, r *http.Request, body []byte) {
 	w.Write(body)
 }
 
+// cutResponse answers 200 with body's full Content-Length (and etag, if
+// not empty) but sends only its first n bytes, then closes the connection:
+// a download cut in the middle.
+func cutResponse(w http.ResponseWriter, etag string, body []byte, n int) {
+	conn, buf, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	buf.WriteString("HTTP/1.1 200 OK\r\n")
+	if etag != "" {
+		fmt.Fprintf(buf, "ETag: %s\r\n", etag)
+	}
+	fmt.Fprintf(buf, "Content-Length: %d\r\n\r\n", len(body))
+	buf.Write(body[:n])
+	buf.Flush()
+}
+
 func serveStatus(code int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, http.StatusText(code), code)
@@ -702,14 +720,7 @@ func TestPopulatorResumesInterruptedDownload(t *testing.T) {
 			serveRange(w, r, body)
 			return
 		}
-		conn, buf, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nETag: %s\r\nContent-Length: %d\r\n\r\n", popETag(body), len(body))
-		buf.Write(body[:half])
-		buf.Flush()
+		cutResponse(w, popETag(body), body, half)
 	})
 	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
 	p := mustNew(t, env.config(t, img))
@@ -741,14 +752,7 @@ func TestPopulatorResumesPartialFromEarlierProcess(t *testing.T) {
 			serveRange(w, r, body)
 			return
 		}
-		conn, buf, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %d\r\n\r\n", popETag(body), len(body))
-		buf.Write(body[:have])
-		buf.Flush()
+		cutResponse(w, popETag(body), body, have)
 	})
 	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
 	cfg := env.config(t, img)
@@ -787,14 +791,7 @@ func TestPopulatorNeverMixesTwoVersions(t *testing.T) {
 			serveRange(w, r, newBody)
 			return
 		}
-		conn, buf, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %d\r\n\r\n", popETag(oldBody), len(oldBody))
-		buf.Write(oldBody[:have])
-		buf.Flush()
+		cutResponse(w, popETag(oldBody), oldBody, have)
 	})
 	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
 	p := mustNew(t, env.config(t, img))
@@ -813,19 +810,11 @@ func TestPopulatorNoValidatorStartsOver(t *testing.T) {
 	env := newPopEnv(t)
 	body := popBlob(11, 1<<20)
 	srv := newPopServer(t, nil, func(n int, w http.ResponseWriter, r *http.Request) {
-		conn, buf, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
 		if n == 1 {
-			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
-			buf.Write(body[:1000])
+			cutResponse(w, "", body, 1000)
 		} else {
-			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
-			buf.Write(body)
+			cutResponse(w, "", body, len(body))
 		}
-		buf.Flush()
 	})
 	img := popImage("4.16", "416.94.1-0", "x86_64", srv.url("a.iso"))
 	p := mustNew(t, env.config(t, img))

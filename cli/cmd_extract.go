@@ -43,36 +43,30 @@ func extractName(iso, isoPath string) string {
 func setupExtractPXE(fs *pflag.FlagSet) runFunc {
 	dir := fs.StringP("output-dir", "o", ".", "write the files into directory `DIR`")
 	return func(e *env, args []string) error {
-		if err := argCount(args, 1, "one ISO"); err != nil {
-			return err
-		}
-		f, l, err := openISO(args[0])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		files := pxeFiles(l)
-		if len(files) == 0 {
-			return fmt.Errorf("%s: no files in %s", args[0], pxebootDir)
-		}
-		if err := os.MkdirAll(*dir, 0o755); err != nil {
-			return err
-		}
-		for _, p := range files {
-			dst := filepath.Join(*dir, extractName(args[0], p))
-			if _, err := os.Lstat(dst); err == nil {
-				return fmt.Errorf("%s exists; not overwriting it", dst)
+		return withISO(args, func(name string, f *os.File, l *customize.Layout) error {
+			files := pxeFiles(l)
+			if len(files) == 0 {
+				return fmt.Errorf("%s: no files in %s", name, pxebootDir)
 			}
-			plan, err := customize.Artifact(l, args[0], p)
-			if err != nil {
+			if err := os.MkdirAll(*dir, 0o755); err != nil {
 				return err
 			}
-			if _, err := writePlanFile(dst, f, plan); err != nil {
-				return err
+			for _, p := range files {
+				dst := filepath.Join(*dir, extractName(name, p))
+				if _, err := os.Lstat(dst); err == nil {
+					return fmt.Errorf("%s exists; not overwriting it", dst)
+				}
+				plan, err := customize.Artifact(l, name, p)
+				if err != nil {
+					return err
+				}
+				if _, err := writePlanFile(dst, f, plan); err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, dst)
 			}
-			fmt.Fprintln(e.stdout, dst)
-		}
-		return nil
+			return nil
+		})
 	}
 }
 

@@ -39,27 +39,21 @@ type pxeFile struct {
 func setupInspect(fs *pflag.FlagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print the stored layout and the embedded state as JSON")
 	return func(e *env, args []string) error {
-		if err := argCount(args, 1, "one ISO"); err != nil {
-			return err
-		}
-		f, l, err := openISO(args[0])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r, err := inspect(f, l)
-		if err != nil {
-			return fmt.Errorf("%s: %w", args[0], err)
-		}
-		if *asJSON {
-			b, err := json.MarshalIndent(r, "", "  ")
+		return withISO(args, func(name string, f *os.File, l *customize.Layout) error {
+			r, err := inspect(f, l)
 			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if *asJSON {
+				b, err := json.MarshalIndent(r, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = e.stdout.Write(append(b, '\n'))
 				return err
 			}
-			_, err = e.stdout.Write(append(b, '\n'))
-			return err
-		}
-		return r.writeText(e.stdout)
+			return r.writeText(e.stdout)
+		})
 	}
 }
 

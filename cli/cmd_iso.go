@@ -158,28 +158,22 @@ func (s ignitionState) describe() string {
 
 func setupIgnitionShow(fs *pflag.FlagSet) runFunc {
 	return func(e *env, args []string) error {
-		if err := argCount(args, 1, "one ISO"); err != nil {
+		return withISO(args, func(name string, f *os.File, l *customize.Layout) error {
+			st, err := readIgnitionState(f, l)
+			if err != nil {
+				return err
+			}
+			switch {
+			case l.Ignition.Len == 0:
+				return fmt.Errorf("%s: the image has no ignition area", name)
+			case !st.embedded():
+				return fmt.Errorf("%s has no embedded Ignition config", name)
+			case st.Config == nil:
+				return fmt.Errorf("%s: the ignition area holds %d bytes that are not an Ignition config: %s", name, st.Used, st.Problem)
+			}
+			_, err = e.stdout.Write(st.Config)
 			return err
-		}
-		f, l, err := openISO(args[0])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		st, err := readIgnitionState(f, l)
-		if err != nil {
-			return err
-		}
-		switch {
-		case l.Ignition.Len == 0:
-			return fmt.Errorf("%s: the image has no ignition area", args[0])
-		case !st.embedded():
-			return fmt.Errorf("%s has no embedded Ignition config", args[0])
-		case st.Config == nil:
-			return fmt.Errorf("%s: the ignition area holds %d bytes that are not an Ignition config: %s", args[0], st.Used, st.Problem)
-		}
-		_, err = e.stdout.Write(st.Config)
-		return err
+		})
 	}
 }
 
@@ -250,27 +244,21 @@ func setupKargsModify(fs *pflag.FlagSet) runFunc {
 func setupKargsShow(fs *pflag.FlagSet) runFunc {
 	def := fs.BoolP("default", "d", false, "print the default kernel arguments instead")
 	return func(e *env, args []string) error {
-		if err := argCount(args, 1, "one ISO"); err != nil {
+		return withISO(args, func(name string, f *os.File, l *customize.Layout) error {
+			ks, err := readKargState(f, l)
+			if err != nil {
+				return err
+			}
+			if err := ks.check(); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			kargs := ks.Current
+			if *def {
+				kargs = ks.Default
+			}
+			_, err = fmt.Fprintln(e.stdout, kargs)
 			return err
-		}
-		f, l, err := openISO(args[0])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		ks, err := readKargState(f, l)
-		if err != nil {
-			return err
-		}
-		if err := ks.check(); err != nil {
-			return fmt.Errorf("%s: %w", args[0], err)
-		}
-		kargs := ks.Current
-		if *def {
-			kargs = ks.Default
-		}
-		_, err = fmt.Fprintln(e.stdout, kargs)
-		return err
+		})
 	}
 }
 

@@ -223,6 +223,20 @@ func openFile(p string) (*os.File, error) {
 }
 
 // openISO opens and parses a live ISO.
+// withISO runs fn on the one ISO args names, opened and parsed, and closes
+// it afterwards: the shape of every command that only reads an ISO.
+func withISO(args []string, fn func(name string, f *os.File, l *customize.Layout) error) error {
+	if err := argCount(args, 1, "one ISO"); err != nil {
+		return err
+	}
+	f, l, err := openISO(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return fn(args[0], f, l)
+}
+
 func openISO(p string) (*os.File, *customize.Layout, error) {
 	f, err := openFile(p)
 	if err != nil {
